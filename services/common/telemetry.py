@@ -1,0 +1,129 @@
+"""OpenTelemetry set-up and helpers, written once for every process.
+
+Production exports OTLP to a collector (the ADOT sidecar forwards to X-Ray);
+local runs and tests can write spans as JSON lines so that several processes'
+spans can be joined into one trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from services.common.settings import CommonSettings
+
+# Custom span attributes: all start with "ragchat." and are defined here only.
+ATTR_DOCUMENT_ID = "ragchat.document.id"
+ATTR_JOB_ID = "ragchat.job.id"
+ATTR_SESSION_ID = "ragchat.session.id"
+ATTR_CHUNK_COUNT = "ragchat.chunk.count"
+ATTR_TOP_K = "ragchat.retrieval.top_k"
+ATTR_MIN_SCORE = "ragchat.retrieval.min_score"
+ATTR_RESULT_COUNT = "ragchat.retrieval.result_count"
+ATTR_REFUSED = "ragchat.generation.refused"
+ATTR_CITATION_COUNT = "ragchat.generation.citation_count"
+ATTR_EMBEDDING_BATCH_SIZE = "ragchat.embedding.batch_size"
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Appends finished spans, one JSON object per line, to a file shared by processes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            ctx = span.get_span_context()
+            if ctx is None:
+                continue
+            lines.append(
+                json.dumps(
+                    {
+                        "name": span.name,
+                        "service": span.resource.attributes.get("service.name", ""),
+                        "trace_id": format(ctx.trace_id, "032x"),
+                        "span_id": format(ctx.span_id, "016x"),
+                        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+                        "kind": span.kind.name,
+                        "attributes": {k: _jsonable(v) for k, v in (span.attributes or {}).items()},
+                    }
+                )
+            )
+        if lines:
+            with self._lock, open(self._path, "a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+        return SpanExportResult.SUCCESS
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
+    """Install a global tracer provider exporting where the settings say."""
+    resource = Resource.create(
+        {
+            "service.name": service_name,
+            "service.namespace": "ragchat",
+            "deployment.environment": settings.environment,
+        }
+    )
+    provider = TracerProvider(resource=resource)
+    exporter = settings.otel_exporter
+    if exporter == "none" and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        exporter = "otlp"
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "jsonl":
+        if not settings.otel_jsonl_path:
+            raise ValueError("RAGCHAT_OTEL_JSONL_PATH is required with RAGCHAT_OTEL_EXPORTER=jsonl")
+        provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter(settings.otel_jsonl_path)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def shutdown_telemetry() -> None:
+    """Flush pending spans; call once at process exit."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def inject_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Add the current trace context to SQS MessageAttributes (returns the same dict)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    for key, value in carrier.items():
+        attributes[key] = {"DataType": "String", "StringValue": value}
+    return attributes
+
+
+def extract_message_context(attributes: Mapping[str, Any] | None) -> otel_context.Context:
+    """The trace context carried in received SQS MessageAttributes."""
+    carrier = {
+        key: value.get("StringValue", "")
+        for key, value in (attributes or {}).items()
+        if isinstance(value, Mapping)
+    }
+    return propagate.extract(carrier)

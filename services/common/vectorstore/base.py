@@ -1,0 +1,93 @@
+"""The vector store interface and the input checks every implementation shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
+
+
+class VectorStore(ABC):
+    """Chunks with embeddings, searchable by cosine similarity. Methods are blocking."""
+
+    @abstractmethod
+    def replace_document(
+        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        """Store the document's metadata and make `chunks` its only chunks, atomically.
+
+        Idempotent: running it again with the same input leaves the same state.
+        Raises ValueError if vectors do not match the chunks or the store's dimension.
+        """
+
+    @abstractmethod
+    def delete_document(self, document_id: str) -> int:
+        """Remove the document's chunks; returns how many were removed (0 if unknown)."""
+
+    @abstractmethod
+    def search(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        min_score: float = 0.0,
+        flt: SearchFilter | None = None,
+    ) -> list[ScoredChunk]:
+        """The `top_k` chunks most similar to `vector`, best first.
+
+        Score is cosine similarity; chunks scoring below `min_score` are left out. A
+        filter has exact semantics: results come only from documents matching it.
+        """
+
+    @abstractmethod
+    def count_chunks(self, document_id: str | None = None) -> int:
+        """Chunks stored in total, or for one document."""
+
+
+def check_batch(
+    doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray, dim: int | None
+) -> np.ndarray:
+    """Validate a replace_document batch; returns vectors as a float32 (n, dim) matrix."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.size == 0 and not chunks:
+        return matrix.reshape(0, dim or 0)
+    if matrix.ndim != 2:
+        raise ValueError(f"vectors must be a 2-d array, got shape {matrix.shape}")
+    if matrix.shape[0] != len(chunks):
+        raise ValueError(f"{len(chunks)} chunks but {matrix.shape[0]} vectors")
+    if dim is not None and matrix.shape[1] != dim:
+        raise ValueError(f"vectors have dimension {matrix.shape[1]}, the store expects {dim}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    for chunk in chunks:
+        if chunk.document_id != doc.document_id:
+            raise ValueError(
+                f"chunk {chunk.chunk_id} belongs to {chunk.document_id}, not {doc.document_id}"
+            )
+    if len({c.chunk_id for c in chunks}) != len(chunks):
+        raise ValueError("chunk ids must be unique")
+    if len({c.ordinal for c in chunks}) != len(chunks):
+        raise ValueError("chunk ordinals must be unique within a document")
+    return matrix
+
+
+def check_query(vector: np.ndarray, top_k: int, dim: int | None) -> np.ndarray:
+    """Validate a search request; returns the query as a float32 1-d array."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    query = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if dim is not None and query.shape[0] != dim:
+        raise ValueError(f"query has dimension {query.shape[0]}, the store expects {dim}")
+    if not np.isfinite(query).all():
+        raise ValueError("query contains NaN or infinite values")
+    return query
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Timezone-aware UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,161 @@
+"""VectorStore on an embedded Chroma collection (cosine space), for single-node setups.
+
+Each chunk carries its document's metadata: document_id, ordinal, title, source,
+content_type, created_at (epoch seconds) and tags (a list; left out when empty, since
+Chroma rejects empty lists). Filters become Chroma `where` clauses with the same meaning
+as in PostgreSQL; tags use `$contains` on the list, one clause per tag (ALL must match).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
+from services.common.vectorstore.base import VectorStore, as_utc, check_batch, check_query
+
+logger = logging.getLogger(__name__)
+
+
+class ChromaVectorStore(VectorStore):
+    """Chunks in a persistent Chroma collection at `path`."""
+
+    def __init__(self, path: str, collection: str = "ragchat") -> None:
+        import chromadb  # deferred: heavy, and only needed with this backend
+        from chromadb.config import Settings
+
+        self._client = chromadb.PersistentClient(
+            path=str(path), settings=Settings(anonymized_telemetry=False)
+        )
+        self._collection = self._client.get_or_create_collection(
+            collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
+        self._batch = max(1, int(self._client.get_max_batch_size()))
+        # Chroma has no transactions: serialise writers in this process at least.
+        self._write_lock = threading.Lock()
+
+    def replace_document(
+        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        matrix = check_batch(doc, chunks, vectors, None)
+        with self._write_lock:
+            old = self._collection.get(
+                where={"document_id": doc.document_id}, include=["metadatas"]
+            )
+            created = _created_at(doc, old["metadatas"] or [])
+            meta = _document_metadata(doc, created)
+            new_ids = [c.chunk_id for c in chunks]
+            # Upsert first, then drop leftovers: the document is never without chunks,
+            # and a re-run with the same chunk ids changes nothing.
+            for start in range(0, len(chunks), self._batch):
+                part = chunks[start:start + self._batch]
+                with _as_value_error():
+                    self._collection.upsert(
+                        ids=new_ids[start:start + self._batch],
+                        embeddings=matrix[start:start + self._batch],
+                        documents=[c.text for c in part],
+                        metadatas=[{**meta, "ordinal": c.ordinal} for c in part],
+                    )
+            stale = sorted(set(old["ids"]) - set(new_ids))
+            for start in range(0, len(stale), self._batch):
+                self._collection.delete(ids=stale[start:start + self._batch])
+
+    def delete_document(self, document_id: str) -> int:
+        with self._write_lock:
+            ids = self._collection.get(where={"document_id": document_id}, include=[])["ids"]
+            for start in range(0, len(ids), self._batch):
+                self._collection.delete(ids=ids[start:start + self._batch])
+        return len(ids)
+
+    def search(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        min_score: float = 0.0,
+        flt: SearchFilter | None = None,
+    ) -> list[ScoredChunk]:
+        query = check_query(vector, top_k, None)
+        with _as_value_error():
+            found = self._collection.query(
+                query_embeddings=[query],
+                n_results=top_k,
+                where=to_where(flt) if flt is not None else None,
+                include=["documents", "metadatas", "distances"],
+            )
+        ids = found["ids"][0]
+        texts = (found["documents"] or [[]])[0]
+        metas = (found["metadatas"] or [[]])[0]
+        distances = (found["distances"] or [[]])[0]
+        results = []
+        for chunk_id, text, meta, distance in zip(ids, texts, metas, distances, strict=True):
+            score = 1.0 - float(distance)
+            if score < min_score:
+                continue
+            results.append(
+                ScoredChunk(chunk_id=chunk_id, document_id=str(meta["document_id"]),
+                            title=str(meta["title"]), source=str(meta["source"]),
+                            text=text or "", ordinal=int(meta["ordinal"]),  # type: ignore[arg-type]
+                            score=score)
+            )
+        results.sort(key=lambda r: r.score, reverse=True)
+        return results
+
+    def count_chunks(self, document_id: str | None = None) -> int:
+        if document_id is None:
+            return int(self._collection.count())
+        return len(self._collection.get(where={"document_id": document_id}, include=[])["ids"])
+
+
+def to_where(flt: SearchFilter) -> dict[str, Any] | None:
+    """The filter as a Chroma `where` clause; None when the filter is empty."""
+    clauses: list[dict[str, Any]] = []
+    if flt.sources:
+        clauses.append({"source": {"$in": list(flt.sources)}})
+    clauses.extend({"tags": {"$contains": tag}} for tag in flt.tags)
+    if flt.created_after:
+        clauses.append({"created_at": {"$gte": as_utc(flt.created_after).timestamp()}})
+    if flt.created_before:
+        clauses.append({"created_at": {"$lt": as_utc(flt.created_before).timestamp()}})
+    if flt.document_ids:
+        clauses.append({"document_id": {"$in": list(flt.document_ids)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _document_metadata(doc: DocumentMeta, created_at: float) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "document_id": doc.document_id,
+        "title": doc.title,
+        "source": doc.source,
+        "content_type": doc.content_type,
+        "created_at": created_at,
+    }
+    if doc.tags:
+        meta["tags"] = list(doc.tags)
+    return meta
+
+
+def _created_at(doc: DocumentMeta, old_metadatas: Sequence[Any]) -> float:
+    """Like the PostgreSQL store: the first write's creation time is kept on re-index."""
+    for meta in old_metadatas:
+        if meta and "created_at" in meta:
+            return float(meta["created_at"])
+    return as_utc(doc.created_at).timestamp() if doc.created_at else time.time()
+
+
+@contextmanager
+def _as_value_error() -> Iterator[None]:
+    """Turn Chroma's argument errors (e.g. a wrong dimension) into ValueError."""
+    from chromadb.errors import InvalidArgumentError
+
+    try:
+        yield
+    except InvalidArgumentError as exc:
+        raise ValueError(str(exc)) from exc

@@ -1,0 +1,32 @@
+"""Builds the configured VectorStore: the one place that knows every backend."""
+
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+
+from services.common.vectorstore.base import VectorStore
+
+BACKENDS = ("pgvector", "chroma")
+
+
+def build_vector_store(
+    backend: str = "pgvector",
+    *,
+    pool: ConnectionPool | None = None,
+    chroma_path: str | None = None,
+) -> VectorStore:
+    """A store for `backend` ("pgvector" needs `pool`, "chroma" needs `chroma_path`)."""
+    name = (backend or "pgvector").strip().lower()
+    if name == "pgvector":
+        if pool is None:
+            raise ValueError("the pgvector backend needs a connection pool")
+        from services.common.vectorstore.pgvector import PgVectorStore
+
+        return PgVectorStore(pool)
+    if name == "chroma":
+        if not chroma_path:
+            raise ValueError("the chroma backend needs chroma_path")
+        from services.common.vectorstore.chroma import ChromaVectorStore
+
+        return ChromaVectorStore(str(chroma_path))
+    raise ValueError(f"unknown vector backend {backend!r}; expected one of {', '.join(BACKENDS)}")

@@ -1,0 +1,170 @@
+"""VectorStore on PostgreSQL + pgvector, over the `documents` and `chunks` tables."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from services.common.db import chunks_dimension
+from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
+from services.common.vectorstore.base import VectorStore, as_utc, check_batch, check_query
+
+logger = logging.getLogger(__name__)
+
+_MIN_EF_SEARCH = 100
+_MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+
+# Only the columns the indexer owns are updated: size, hash, object key and creation time
+# belong to ingest and must survive a re-index.
+_UPSERT_DOCUMENT = """
+INSERT INTO documents (document_id, title, source, content_type, tags, created_at)
+VALUES (%s, %s, %s, %s, %s, COALESCE(%s, now()))
+ON CONFLICT (document_id) DO UPDATE SET
+    title = EXCLUDED.title,
+    source = EXCLUDED.source,
+    content_type = EXCLUDED.content_type,
+    tags = EXCLUDED.tags
+"""
+
+_COPY_CHUNKS = (
+    "COPY chunks (chunk_id, document_id, ordinal, text, embedding) FROM STDIN (FORMAT BINARY)"
+)
+
+# Approximate: the HNSW index answers ORDER BY distance LIMIT k.
+_ANN_SEARCH = """
+SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.distance
+FROM (
+    SELECT chunk_id, document_id, text, ordinal, embedding <=> %(q)s AS distance
+    FROM chunks ORDER BY embedding <=> %(q)s LIMIT %(k)s
+) c JOIN documents d ON d.document_id = c.document_id
+ORDER BY c.distance
+"""
+
+# Exact: the MATERIALIZED CTE keeps the planner from using the HNSW index, whose
+# post-filtering could return fewer than k of the matching chunks.
+_EXACT_SEARCH = """
+WITH hits AS MATERIALIZED (
+    SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal,
+           c.embedding <=> %(q)s AS distance
+    FROM chunks c JOIN documents d ON d.document_id = c.document_id
+    WHERE {conditions}
+)
+SELECT chunk_id, document_id, title, source, text, ordinal, distance
+FROM hits ORDER BY distance LIMIT %(k)s
+"""
+
+
+class PgVectorStore(VectorStore):
+    """Chunks in PostgreSQL; the pool's connections must have pgvector registered."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._dim: int | None = None
+
+    def dimension(self) -> int:
+        """The dimension of chunks.embedding (the schema must have been migrated)."""
+        if self._dim is None:
+            with self._pool.connection() as conn:
+                dim = chunks_dimension(conn)
+            if dim is None:
+                raise RuntimeError("table chunks does not exist; run migrate() first")
+            self._dim = dim
+        return self._dim
+
+    def replace_document(
+        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        matrix = check_batch(doc, chunks, vectors, self.dimension())
+        created = as_utc(doc.created_at) if doc.created_at else None
+        with self._pool.connection() as conn, conn.transaction():
+            # The upsert locks the document row first, so two concurrent replaces of
+            # the same document run one after the other instead of interleaving.
+            conn.execute(
+                _UPSERT_DOCUMENT,
+                (doc.document_id, doc.title, doc.source, doc.content_type, list(doc.tags),
+                 created),
+            )
+            removed = conn.execute(
+                "DELETE FROM chunks WHERE document_id = %s", (doc.document_id,)
+            ).rowcount
+            with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
+                copy.set_types(["text", "text", "int4", "text", "vector"])
+                for chunk, vector in zip(chunks, matrix, strict=True):
+                    copy.write_row(
+                        (chunk.chunk_id, chunk.document_id, chunk.ordinal, chunk.text, vector)
+                    )
+        logger.debug("document %s: replaced %d chunks with %d", doc.document_id, removed,
+                     len(chunks))
+
+    def delete_document(self, document_id: str) -> int:
+        # The documents row is left alone: ingest owns it and deletes it itself.
+        with self._pool.connection() as conn:
+            cur = conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+            return cur.rowcount
+
+    def search(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        min_score: float = 0.0,
+        flt: SearchFilter | None = None,
+    ) -> list[ScoredChunk]:
+        query = check_query(vector, top_k, self.dimension())
+        params: dict[str, Any] = {"q": query, "k": top_k}
+        exact = (flt is not None and not flt.is_empty()) or top_k > _MAX_EF_SEARCH
+        with self._pool.connection() as conn, conn.transaction():
+            if exact:
+                conditions = _conditions(flt or SearchFilter(), params)
+                statement = sql.SQL(_EXACT_SEARCH).format(conditions=conditions)
+                rows = conn.execute(statement, params).fetchall()
+            else:
+                ef = str(max(_MIN_EF_SEARCH, top_k))
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
+                rows = conn.execute(_ANN_SEARCH, params).fetchall()
+        results = []
+        for chunk_id, document_id, title, source, text, ordinal, distance in rows:
+            score = 1.0 - float(distance)
+            if math.isnan(score) or score < min_score:
+                continue  # NaN: a zero vector has no direction
+            results.append(
+                ScoredChunk(chunk_id=chunk_id, document_id=document_id, title=title,
+                            source=source, text=text, ordinal=ordinal, score=score)
+            )
+        return results
+
+    def count_chunks(self, document_id: str | None = None) -> int:
+        with self._pool.connection() as conn:
+            if document_id is None:
+                row = conn.execute("SELECT count(*) FROM chunks").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT count(*) FROM chunks WHERE document_id = %s", (document_id,)
+                ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _conditions(flt: SearchFilter, params: dict[str, Any]) -> sql.Composable:
+    """The filter as a WHERE clause over documents `d` and chunks `c`; fills `params`."""
+    parts: list[sql.Composable] = [sql.SQL("true")]
+    if flt.sources:
+        params["sources"] = list(flt.sources)
+        parts.append(sql.SQL("d.source = ANY(%(sources)s)"))
+    if flt.tags:
+        params["tags"] = list(flt.tags)
+        parts.append(sql.SQL("d.tags @> %(tags)s::text[]"))
+    if flt.created_after:
+        params["after"] = as_utc(flt.created_after)
+        parts.append(sql.SQL("d.created_at >= %(after)s"))
+    if flt.created_before:
+        params["before"] = as_utc(flt.created_before)
+        parts.append(sql.SQL("d.created_at < %(before)s"))
+    if flt.document_ids:
+        params["ids"] = list(flt.document_ids)
+        parts.append(sql.SQL("c.document_id = ANY(%(ids)s)"))
+    return sql.SQL(" AND ").join(parts)

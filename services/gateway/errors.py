@@ -1,0 +1,40 @@
+"""gRPC status -> HTTP response, in one place. Callers see a message, never a trace."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "detail": message})
+
+
+async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    status = _HTTP_STATUS.get(exc.code(), 502)
+    if status >= 500:
+        logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
+    message = exc.details() or exc.code().name.lower()
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        message = f"a backend service is unavailable ({exc.code().name.lower()}); try again"
+    elif status == 502:
+        message = "a backend service failed"
+    return error_response(status, exc.code().name.lower(), message)

@@ -1,0 +1,130 @@
+"""POST /query and /query/stream: memory -> retrieval -> generation -> memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from ragchat.common.v1 import common_pb2
+from ragchat.generation.v1 import generation_pb2
+from ragchat.memory.v1 import memory_pb2
+from ragchat.retrieval.v1 import retrieval_pb2
+
+from services.gateway.clients import ServiceClients
+from services.gateway.config import GatewaySettings
+from services.gateway.schemas import Citation, QueryRequest, QueryResponse
+
+router = APIRouter(tags=["query"])
+
+
+def _citations(chunks: list[common_pb2.Chunk]) -> list[Citation]:
+    return [
+        Citation(
+            document_id=c.document_id,
+            chunk_id=c.chunk_id,
+            source=c.source,
+            title=c.title,
+            score=round(c.score, 6),
+            text=c.text,
+        )
+        for c in chunks
+    ]
+
+
+async def _prepare(
+    body: QueryRequest, clients: ServiceClients, settings: GatewaySettings
+) -> tuple[str, list[common_pb2.Turn], list[common_pb2.Chunk]]:
+    """Resolve the session and its history, and retrieve context chunks."""
+    deadline = settings.deadline_s
+    if body.session_id:
+        session = await clients.memory.GetSession(
+            memory_pb2.GetSessionRequest(
+                session_id=body.session_id, max_turns=settings.history_turns
+            ),
+            timeout=deadline,
+        )
+        session_id, history = session.session_id, list(session.turns)
+    else:
+        created = await clients.memory.CreateSession(
+            memory_pb2.CreateSessionRequest(), timeout=deadline
+        )
+        session_id, history = created.session_id, []
+    found = await clients.retrieval.Search(
+        retrieval_pb2.SearchRequest(
+            query=body.question,
+            top_k=body.top_k or settings.default_top_k,
+            min_score=body.min_score or 0.0,
+        ),
+        timeout=deadline,
+    )
+    return session_id, history, list(found.chunks)
+
+
+async def _remember(
+    clients: ServiceClients, settings: GatewaySettings, session_id: str, q: str, a: str
+) -> None:
+    await clients.memory.AppendTurns(
+        memory_pb2.AppendTurnsRequest(
+            session_id=session_id,
+            turns=[
+                common_pb2.Turn(role=common_pb2.ROLE_USER, content=q),
+                common_pb2.Turn(role=common_pb2.ROLE_ASSISTANT, content=a),
+            ],
+        ),
+        timeout=settings.deadline_s,
+    )
+
+
+@router.post("/query", response_model=QueryResponse)
+async def query(body: QueryRequest, request: Request) -> QueryResponse:
+    """Answer a question from the indexed documents, with citations."""
+    clients: ServiceClients = request.app.state.clients
+    settings: GatewaySettings = request.app.state.settings
+    session_id, history, chunks = await _prepare(body, clients, settings)
+    answer = await clients.generation.Generate(
+        generation_pb2.GenerateRequest(question=body.question, context=chunks, history=history),
+        timeout=settings.generate_deadline_s,
+    )
+    await _remember(clients, settings, session_id, body.question, answer.answer)
+    return QueryResponse(
+        answer=answer.answer,
+        session_id=session_id,
+        citations=_citations(list(answer.citations)),
+        refused=answer.refused,
+    )
+
+
+def _sse(event: str, data: dict[str, object]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.post("/query/stream")
+async def query_stream(body: QueryRequest, request: Request) -> StreamingResponse:
+    """Like /query, streamed as server-sent events: `delta` events, then one `done`."""
+    clients: ServiceClients = request.app.state.clients
+    settings: GatewaySettings = request.app.state.settings
+    session_id, history, chunks = await _prepare(body, clients, settings)
+    call = clients.generation.GenerateStream(
+        generation_pb2.GenerateStreamRequest(
+            question=body.question, context=chunks, history=history
+        ),
+        timeout=settings.generate_deadline_s,
+    )
+
+    async def events() -> AsyncIterator[str]:
+        async for part in call:
+            if not part.done:
+                yield _sse("delta", {"text": part.delta})
+                continue
+            await _remember(clients, settings, session_id, body.question, part.answer)
+            done = QueryResponse(
+                answer=part.answer,
+                session_id=session_id,
+                citations=_citations(list(part.citations)),
+                refused=part.refused,
+            )
+            yield _sse("done", done.model_dump())
+
+    return StreamingResponse(events(), media_type="text/event-stream")

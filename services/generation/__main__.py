@@ -1,0 +1,44 @@
+"""python -m services.generation: the answer-writing gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.grpc_server import serve_forever
+from services.common.runner import run_service
+from services.generation import servicer
+from services.generation.answering import Answerer
+from services.generation.config import DEFAULT_PORT, GenerationSettings
+from services.generation.providers.base import Prompt
+from services.generation.providers.factory import build_provider
+
+
+async def _serve(settings: GenerationSettings) -> None:
+    provider = build_provider(
+        settings.llm_provider,
+        openai_model=settings.openai_model,
+        openai_api_key=settings.api_key(),
+        openai_base_url=settings.openai_base_url or None,
+        local_model_path=settings.local_model_path or None,
+        local_runtime=settings.local_runtime,
+    )
+    answerer = Answerer(provider, max_context_chunks=settings.max_context_chunks)
+    if settings.llm_provider == "local":
+        # Load the weights before reporting SERVING, not on the first user's question.
+        await asyncio.to_thread(provider.complete, _WARMUP, 1)
+    await serve_forever(
+        settings,
+        DEFAULT_PORT,
+        lambda server: servicer.register(server, answerer, settings.max_tokens),
+    )
+
+
+_WARMUP = Prompt(system="", messages=(("user", "Hello"),), completion="Hello")
+
+
+def main() -> None:
+    run_service("generation", GenerationSettings, _serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""LLM providers: one interface (base.py), real implementations, one factory."""

@@ -1,0 +1,201 @@
+"""Token-aware splitting of document text into overlapping chunks for embedding."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.embeddings import EmbeddingProvider, TokenCounter, hf_token_counter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TokenChunker", "TokenCounter", "hf_token_counter"]
+
+# Characters per token above which text is surely degenerate (base64, hex dumps...).
+# Some tokenizers count such text as very few tokens ([UNK]); this caps chunk size anyway.
+CHARS_PER_TOKEN_CAP = 10
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+")
+_PARA_SEP = "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A sentence (or a word or word fragment of an over-long one) that fits a chunk."""
+
+    text: str
+    tokens: int
+    sep: str  # put before this unit when another precedes it in a chunk
+    para: int
+
+
+class TokenChunker:
+    """Packs paragraphs, then sentences, into chunks of at most `chunk_tokens` tokens.
+
+    Each chunk after the first starts with up to `overlap_tokens` tokens of the
+    previous chunk's trailing sentences. Chunks also stay under about
+    chunk_tokens * CHARS_PER_TOKEN_CAP characters. Output is deterministic, never empty.
+    """
+
+    def __init__(
+        self,
+        tokenizer: TokenCounter | Any,
+        chunk_tokens: int = 256,
+        overlap_tokens: int = 32,
+    ) -> None:
+        """`tokenizer` is a `str -> int` token counter or a Hugging Face tokenizer."""
+        if chunk_tokens <= 0:
+            raise ValueError(f"chunk_tokens must be positive, got {chunk_tokens}")
+        if not 0 <= overlap_tokens < chunk_tokens:
+            raise ValueError(
+                f"overlap_tokens must be in [0, chunk_tokens), got {overlap_tokens} "
+                f"with chunk_tokens={chunk_tokens}"
+            )
+        self._count: TokenCounter = (
+            hf_token_counter(tokenizer) if hasattr(tokenizer, "encode") else tokenizer
+        )
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self.max_chars = chunk_tokens * CHARS_PER_TOKEN_CAP
+
+    @classmethod
+    def for_embeddings(
+        cls, embeddings: EmbeddingProvider, chunk_tokens: int = 256, overlap_tokens: int = 32
+    ) -> TokenChunker:
+        """A chunker counting tokens with the embedding model's own tokenizer."""
+        limit = embeddings.max_input_tokens
+        if limit is not None and chunk_tokens > limit:
+            logger.warning(
+                "chunks of %d tokens exceed the %d-token input of %s; their ends will be "
+                "ignored when embedding",
+                chunk_tokens,
+                limit,
+                embeddings.model_name,
+            )
+        return cls(embeddings.count_tokens, chunk_tokens, overlap_tokens)
+
+    def split(self, text: str) -> list[str]:
+        """The chunks of `text`, in order; [] for empty or whitespace-only text."""
+        units = list(self._units(text.replace("\r\n", "\n").replace("\r", "\n")))
+        return self._pack(units) if units else []
+
+    # --- turning text into units that each fit a chunk --------------------------
+
+    def _units(self, text: str) -> Iterator[_Unit]:
+        word_counts: dict[str, int] = {}  # words repeat a lot; count each once per text
+        for para, paragraph in enumerate(p for p in _PARAGRAPH_BREAK.split(text) if p.strip()):
+            sep = _PARA_SEP
+            for line in paragraph.split("\n"):
+                for sentence in _SENTENCE_BREAK.split(line):
+                    sentence = sentence.strip()
+                    if not sentence:
+                        continue
+                    for piece, tokens, piece_sep in self._fit(sentence, word_counts):
+                        yield _Unit(piece, tokens, sep or piece_sep, para)
+                        sep = ""
+                    sep = " "
+                sep = sep if sep == _PARA_SEP else "\n"
+
+    def _fit(self, sentence: str, word_counts: dict[str, int]) -> Iterator[tuple[str, int, str]]:
+        """(text, tokens, separator) pieces of a sentence: whole, else words, else characters."""
+        if len(sentence) <= self.max_chars:
+            tokens = self._count(sentence)
+            if tokens <= self.chunk_tokens:
+                yield sentence, tokens, " "
+                return
+        for word in sentence.split():
+            tokens = word_counts.get(word)
+            if tokens is None and len(word) <= self.max_chars:
+                tokens = word_counts[word] = self._count(word)
+            if tokens is not None and tokens <= self.chunk_tokens:
+                yield word, tokens, " "
+            else:
+                yield from self._characters(word)
+
+    def _characters(self, word: str) -> Iterator[tuple[str, int, str]]:
+        """Consecutive slices of a word too long for one chunk, each within the limits."""
+        pos, sep = 0, " "
+        while pos < len(word):
+            size = min(self.max_chars, len(word) - pos)
+            tokens = self._count(word[pos : pos + size])
+            while tokens > self.chunk_tokens and size > 1:
+                size = max(1, min(size // 2, size * self.chunk_tokens // tokens))
+                tokens = self._count(word[pos : pos + size])
+            if tokens <= self.chunk_tokens:
+                yield word[pos : pos + size], tokens, sep
+                sep = ""
+            else:  # one character needing more tokens than a whole chunk may hold
+                logger.warning("dropping a character longer than %d tokens", self.chunk_tokens)
+            pos += size
+
+    # --- packing units into chunks ----------------------------------------------
+
+    def _pack(self, units: list[_Unit]) -> list[str]:
+        para_end: dict[int, int] = {}
+        para_size: dict[int, tuple[int, int]] = {}
+        for index, unit in enumerate(units):
+            para_end[unit.para] = index + 1
+            tokens, chars = para_size.get(unit.para, (0, 0))
+            para_size[unit.para] = (tokens + unit.tokens, chars + len(unit.text) + 1)
+        chunks: list[str] = []
+        carry: list[_Unit] = []
+        i = 0
+        while i < len(units):
+            current, start = list(carry), i
+            tokens = sum(u.tokens for u in current)
+            chars = sum(len(u.text) + 1 for u in current)
+            while i < len(units):
+                end, need, need_chars = i + 1, units[i].tokens, len(units[i].text) + 1
+                whole = para_size[units[i].para]
+                if units[i].sep == _PARA_SEP and self._fits(*whole):
+                    end, (need, need_chars) = para_end[units[i].para], whole
+                if not self._fits(tokens + need, chars + need_chars):
+                    if i > start:
+                        break  # the chunk has new text: start the next one
+                    while current and not self._fits(tokens + need, chars + need_chars):
+                        dropped = current.pop(0)  # give up carried context first
+                        tokens, chars = tokens - dropped.tokens, chars - len(dropped.text) - 1
+                current.extend(units[i:end])
+                tokens, chars, i = tokens + need, chars + need_chars, end
+            text, i = self._verified(current, start, i)
+            chunks.append(text)
+            carry = self._overlap(current) if i < len(units) else []
+        return chunks
+
+    def _fits(self, tokens: int, chars: int) -> bool:
+        return tokens <= self.chunk_tokens and chars <= self.max_chars + 1
+
+    def _verified(self, current: list[_Unit], start: int, end: int) -> tuple[str, int]:
+        """Re-count the joined chunk (tokenizers need not be additive) and shrink it if over.
+
+        Returns the text and the index of the first unit not consumed. Mutates `current`.
+        """
+        text = _join(current)
+        while self._count(text) > self.chunk_tokens and len(current) > 1:
+            if end - start > 1:
+                current.pop()  # hand the last new unit to the next chunk
+                end -= 1
+            else:
+                current.pop(0)
+            text = _join(current)
+        return text, end
+
+    def _overlap(self, current: list[_Unit]) -> list[_Unit]:
+        """Trailing units of a chunk worth at most overlap_tokens; never the whole chunk."""
+        carried: list[_Unit] = []
+        budget = self.overlap_tokens
+        for unit in reversed(current[1:]):
+            if unit.tokens > budget:
+                break
+            carried.append(unit)
+            budget -= unit.tokens
+        carried.reverse()
+        return carried
+
+
+def _join(units: list[_Unit]) -> str:
+    return units[0].text + "".join(u.sep + u.text for u in units[1:])

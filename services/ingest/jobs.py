@@ -1,0 +1,164 @@
+"""Documents and their indexing jobs, in PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg_pool import ConnectionPool
+
+from services.common.errors import InvalidArgument, NotFound
+from services.common.types import DocumentMeta
+
+STATUSES = ("queued", "processing", "indexed", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    document_id: str
+    status: str
+    error: str
+    attempts: int
+    chunk_count: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    meta: DocumentMeta
+    size_bytes: int
+    object_key: str
+    status: str
+    chunk_count: int
+
+
+_JOB_COLUMNS = "job_id, document_id, status, error, attempts, chunk_count, updated_at"
+
+
+class JobRepository:
+    """Sync repository; async callers run it in a thread."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def create(
+        self, job_id: str, meta: DocumentMeta, size_bytes: int, sha256: str, object_key: str
+    ) -> None:
+        """Record a new document and its queued job in one transaction."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO documents (document_id, title, source, content_type, size_bytes,"
+                " sha256, tags, object_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    meta.document_id, meta.title, meta.source, meta.content_type,
+                    size_bytes, sha256, list(meta.tags), object_key,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO jobs (job_id, document_id, status) VALUES (%s, %s, 'queued')",
+                (job_id, meta.document_id),
+            )
+
+    def get(self, job_id: str) -> Job:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = %s", (job_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return Job(*row)
+
+    def get_or_none(self, job_id: str) -> Job | None:
+        try:
+            return self.get(job_id)
+        except NotFound:
+            return None
+
+    def start(self, job_id: str) -> Job | None:
+        """Mark a job processing and count the attempt; None if it no longer exists."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'processing', attempts = attempts + 1, error = '',"
+                f" updated_at = now() WHERE job_id = %s RETURNING {_JOB_COLUMNS}",
+                (job_id,),
+            ).fetchone()
+        return Job(*row) if row else None
+
+    def finish(self, job_id: str, chunk_count: int) -> bool:
+        """Mark indexed; False when the job (and so its document) no longer exists."""
+        return self._set(job_id, "indexed", "", chunk_count)
+
+    def fail(self, job_id: str, error: str) -> bool:
+        return self._set(job_id, "failed", error[:2000], 0)
+
+    def requeue_after_error(self, job_id: str, error: str) -> bool:
+        return self._set(job_id, "queued", error[:2000], 0)
+
+    def _set(self, job_id: str, status: str, error: str, chunk_count: int) -> bool:
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = %s, error = %s, chunk_count = %s, updated_at = now()"
+                " WHERE job_id = %s",
+                (status, error, chunk_count, job_id),
+            )
+        return cur.rowcount > 0
+
+    def document(self, document_id: str) -> DocumentRow:
+        rows = self._documents("WHERE d.document_id = %s", (document_id,), 1)
+        if not rows:
+            raise NotFound(f"document {document_id!r} not found")
+        return rows[0]
+
+    def list_documents(self, limit: int, offset: int) -> list[DocumentRow]:
+        if limit <= 0 or offset < 0:
+            raise InvalidArgument("page_size must be positive and page_token valid")
+        return self._documents("", (), limit, offset)
+
+    def _documents(
+        self, where: str, params: tuple[object, ...], limit: int, offset: int = 0
+    ) -> list[DocumentRow]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT d.document_id, d.title, d.source, d.content_type, d.tags, d.created_at,"
+                " d.size_bytes, d.object_key, coalesce(j.status, 'queued'),"
+                " coalesce(j.chunk_count, 0)"
+                " FROM documents d LEFT JOIN LATERAL (SELECT status, chunk_count FROM jobs"
+                "  WHERE jobs.document_id = d.document_id ORDER BY created_at DESC LIMIT 1) j"
+                f"  ON true {where} ORDER BY d.created_at DESC, d.document_id LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            ).fetchall()
+        return [
+            DocumentRow(
+                meta=DocumentMeta(
+                    document_id=r[0], title=r[1], source=r[2], content_type=r[3],
+                    tags=tuple(r[4]), created_at=r[5],
+                ),
+                size_bytes=r[6],
+                object_key=r[7],
+                status=r[8],
+                chunk_count=r[9],
+            )
+            for r in rows
+        ]
+
+    def delete_document(self, document_id: str) -> None:
+        """Delete the document row; chunks and jobs go with it (ON DELETE CASCADE)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute("DELETE FROM documents WHERE document_id = %s", (document_id,))
+        if cur.rowcount == 0:
+            raise NotFound(f"document {document_id!r} not found")
+
+    def stale_jobs(self, older_than_s: float) -> list[Job]:
+        """Jobs stuck in queued/processing longer than `older_than_s` (lost messages)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing')"
+                " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at",
+                (older_than_s,),
+            ).fetchall()
+        return [Job(*r) for r in rows]
+
+    def touch(self, job_id: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("UPDATE jobs SET updated_at = now() WHERE job_id = %s", (job_id,))

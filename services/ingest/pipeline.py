@@ -1,0 +1,52 @@
+"""The indexing path shared by the worker and offline tools: parse, chunk, embed, store."""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+
+from services.common.embeddings import EmbeddingProvider
+from services.common.telemetry import ATTR_CHUNK_COUNT, ATTR_DOCUMENT_ID
+from services.common.types import ChunkRecord, DocumentMeta
+from services.common.vectorstore.base import VectorStore
+from services.ingest.chunking import TokenChunker
+from services.ingest.parsing import ParseError, parse_document
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+class IndexingPipeline:
+    """Turns raw bytes into searchable chunks of one document, atomically."""
+
+    def __init__(
+        self, embeddings: EmbeddingProvider, chunker: TokenChunker, store: VectorStore
+    ) -> None:
+        self.embeddings = embeddings
+        self.chunker = chunker
+        self.store = store
+
+    def chunk(self, document_id: str, text: str) -> list[ChunkRecord]:
+        pieces = self.chunker.split(text)
+        return [
+            ChunkRecord(chunk_id=f"{document_id}:{i}", document_id=document_id, ordinal=i, text=t)
+            for i, t in enumerate(pieces)
+        ]
+
+    def index_text(self, meta: DocumentMeta, text: str) -> int:
+        """Chunk, embed and store already-extracted text; returns the chunk count."""
+        with tracer.start_as_current_span("ingest.index_text") as span:
+            span.set_attribute(ATTR_DOCUMENT_ID, meta.document_id)
+            chunks = self.chunk(meta.document_id, text)
+            if not chunks:
+                raise ParseError("the document has no extractable text")
+            vectors = self.embeddings.embed_documents([c.text for c in chunks])
+            self.store.replace_document(meta, chunks, vectors)
+            span.set_attribute(ATTR_CHUNK_COUNT, len(chunks))
+        return len(chunks)
+
+    def index_bytes(self, meta: DocumentMeta, kind: str, data: bytes) -> int:
+        """Parse raw bytes of the given kind, then index them."""
+        parsed = parse_document(kind, data)
+        return self.index_text(meta, parsed.text)

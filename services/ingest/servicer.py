@@ -1,0 +1,113 @@
+"""IngestService: maps protobuf requests onto submissions and the job repository."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from opentelemetry import trace
+from ragchat.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+
+from services.common.errors import InvalidArgument
+from services.common.protomap import timestamp
+from services.common.telemetry import ATTR_DOCUMENT_ID, ATTR_JOB_ID
+from services.ingest.jobs import DocumentRow, JobRepository
+from services.ingest.submission import Submissions
+
+STATUS_TO_PB = {
+    "queued": ingest_pb2.JOB_STATUS_QUEUED,
+    "processing": ingest_pb2.JOB_STATUS_PROCESSING,
+    "indexed": ingest_pb2.JOB_STATUS_INDEXED,
+    "failed": ingest_pb2.JOB_STATUS_FAILED,
+}
+MAX_PAGE_SIZE = 500
+
+
+def _require(value: str, name: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{name} is required")
+    return value
+
+
+def _page_offset(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidArgument("page_token is not valid")
+    return int(token)
+
+
+def _document_pb(row: DocumentRow) -> ingest_pb2.Document:
+    return ingest_pb2.Document(
+        document_id=row.meta.document_id,
+        title=row.meta.title,
+        source=row.meta.source,
+        content_type=row.meta.content_type,
+        size_bytes=row.size_bytes,
+        tags=list(row.meta.tags),
+        create_time=timestamp(row.meta.created_at),
+        status=STATUS_TO_PB[row.status],
+        chunk_count=row.chunk_count,
+    )
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    def __init__(self, submissions: Submissions, repo: JobRepository) -> None:
+        self._submissions = submissions
+        self._repo = repo
+
+    async def SubmitDocument(
+        self, request: ingest_pb2.SubmitDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.SubmitDocumentResponse:
+        job_id, document_id = await asyncio.to_thread(
+            self._submissions.submit,
+            request.filename,
+            request.content_type,
+            request.content,
+            list(request.tags),
+            request.title,
+        )
+        span = trace.get_current_span()
+        span.set_attribute(ATTR_JOB_ID, job_id)
+        span.set_attribute(ATTR_DOCUMENT_ID, document_id)
+        return ingest_pb2.SubmitDocumentResponse(job_id=job_id, document_id=document_id)
+
+    async def GetJob(
+        self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.GetJobResponse:
+        job = await asyncio.to_thread(self._repo.get, _require(request.job_id, "job_id"))
+        return ingest_pb2.GetJobResponse(
+            job_id=job.job_id,
+            document_id=job.document_id,
+            status=STATUS_TO_PB[job.status],
+            error=job.error if job.status == "failed" else "",
+            chunk_count=job.chunk_count,
+            attempts=job.attempts,
+        )
+
+    async def ListDocuments(
+        self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.ListDocumentsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(request.page_size or 100, MAX_PAGE_SIZE)
+        offset = _page_offset(request.page_token)
+        # Fetch one extra row to know whether another page exists.
+        rows = await asyncio.to_thread(self._repo.list_documents, size + 1, offset)
+        token = str(offset + size) if len(rows) > size else ""
+        return ingest_pb2.ListDocumentsResponse(
+            documents=[_document_pb(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def DeleteDocument(
+        self, request: ingest_pb2.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.DeleteDocumentResponse:
+        document_id = _require(request.document_id, "document_id")
+        trace.get_current_span().set_attribute(ATTR_DOCUMENT_ID, document_id)
+        await asyncio.to_thread(self._submissions.delete, document_id)
+        return ingest_pb2.DeleteDocumentResponse()
+
+
+def register(server: grpc.aio.Server, submissions: Submissions, repo: JobRepository) -> list[str]:
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(submissions, repo), server)
+    return [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name]

@@ -1,0 +1,31 @@
+"""python -m services.memory: the conversation memory gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.db import migrate, open_pool
+from services.common.grpc_server import serve_forever
+from services.common.runner import run_service
+from services.memory import servicer
+from services.memory.config import DEFAULT_PORT, MemorySettings
+from services.memory.store import SessionStore
+
+
+async def _serve(settings: MemorySettings) -> None:
+    await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
+    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
+    store = SessionStore(pool)
+
+    async def close() -> None:
+        await asyncio.to_thread(pool.close)
+
+    await serve_forever(settings, DEFAULT_PORT, lambda s: servicer.register(s, store), close)
+
+
+def main() -> None:
+    run_service("memory", MemorySettings, _serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""MemoryService: maps protobuf requests onto the session store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from opentelemetry import trace
+from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
+
+from services.common.errors import InvalidArgument
+from services.common.protomap import timestamp, turn_to_pb, turns_from_pb
+from services.common.telemetry import ATTR_SESSION_ID
+from services.memory.store import SessionStore
+
+
+def _require_id(session_id: str) -> str:
+    if not session_id.strip():
+        raise InvalidArgument("session_id is required")
+    trace.get_current_span().set_attribute(ATTR_SESSION_ID, session_id)
+    return session_id
+
+
+class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+
+    async def CreateSession(
+        self, request: memory_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.CreateSessionResponse:
+        session = await asyncio.to_thread(self._store.create)
+        trace.get_current_span().set_attribute(ATTR_SESSION_ID, session.session_id)
+        return memory_pb2.CreateSessionResponse(
+            session_id=session.session_id, create_time=timestamp(session.created_at)
+        )
+
+    async def GetSession(
+        self, request: memory_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.GetSessionResponse:
+        if request.max_turns < 0:
+            raise InvalidArgument("max_turns must not be negative")
+        session = await asyncio.to_thread(
+            self._store.get, _require_id(request.session_id), request.max_turns
+        )
+        return memory_pb2.GetSessionResponse(
+            session_id=session.session_id,
+            create_time=timestamp(session.created_at),
+            turns=[turn_to_pb(t.role, t.content, t.created_at) for t in session.turns],
+        )
+
+    async def AppendTurns(
+        self, request: memory_pb2.AppendTurnsRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.AppendTurnsResponse:
+        turns = turns_from_pb(request.turns)
+        count = await asyncio.to_thread(
+            self._store.append, _require_id(request.session_id), turns
+        )
+        return memory_pb2.AppendTurnsResponse(turn_count=count)
+
+    async def DeleteSession(
+        self, request: memory_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.DeleteSessionResponse:
+        await asyncio.to_thread(self._store.delete, _require_id(request.session_id))
+        return memory_pb2.DeleteSessionResponse()
+
+
+def register(server: grpc.aio.Server, store: SessionStore) -> list[str]:
+    memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
+    return [memory_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name]

@@ -1,0 +1,41 @@
+"""python -m services.retrieval: the search gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.components import embeddings_from, vector_store_from
+from services.common.db import migrate, open_pool
+from services.common.grpc_server import serve_forever
+from services.common.runner import run_service
+from services.retrieval import servicer
+from services.retrieval.config import DEFAULT_PORT, RetrievalSettings
+from services.retrieval.search import Retriever
+
+
+async def _serve(settings: RetrievalSettings) -> None:
+    await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
+    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
+    embeddings = await asyncio.to_thread(embeddings_from, settings)
+    retriever = Retriever(
+        embeddings,
+        vector_store_from(settings, pool),
+        settings.default_top_k,
+        settings.max_top_k,
+        settings.default_min_score,
+    )
+
+    async def close() -> None:
+        await asyncio.to_thread(pool.close)
+
+    await serve_forever(
+        settings, DEFAULT_PORT, lambda server: servicer.register(server, retriever), close
+    )
+
+
+def main() -> None:
+    run_service("retrieval", RetrievalSettings, _serve)
+
+
+if __name__ == "__main__":
+    main()

