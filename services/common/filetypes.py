@@ -61,13 +61,15 @@ def detect_kind(filename: str, content_type: str | None) -> str:
     """The kind ("text", "markdown", "html" or "pdf") of an upload.
 
     The file extension decides; the content type is used only when the name has
-    no supported extension. Raises Unsupported when neither is recognised.
+    no extension at all (a "report.exe" sent as text/plain is still refused).
+    Raises Unsupported when neither is recognised.
     """
-    kind = SUPPORTED_EXTENSIONS.get(_extension(filename))
+    extension = _extension(filename)
+    kind = SUPPORTED_EXTENSIONS.get(extension)
     if kind is not None:
         return kind
     media_type = _media_type(content_type)
-    kind = _KNOWN_CONTENT_TYPES.get(media_type)
+    kind = None if extension else _KNOWN_CONTENT_TYPES.get(media_type)
     if kind is not None:
         return kind
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import uvicorn
 
 from services.common.runner import run_service
@@ -9,8 +14,19 @@ from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after draining (exit -15); we want a clean exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        yield
+
+
 async def _serve(settings: GatewaySettings) -> None:
-    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, drains, then returns.
+    # SIGTERM/SIGINT: stop accepting, drain in-flight requests, then return.
     config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
@@ -19,7 +35,7 @@ async def _serve(settings: GatewaySettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    await uvicorn.Server(config).serve()
+    await _Server(config).serve()
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC
-
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile

@@ -13,6 +13,7 @@ from services.generation.providers.base import LLMProvider, Prompt
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFUSAL = "I can't answer that from the indexed documents."
+NO_ANSWER_TEXT = "I could not compose an answer; the cited passages are the most relevant."
 MAX_QUESTION_CHARS = 4000
 MAX_HISTORY_TURNS = 6
 MAX_HISTORY_TURN_CHARS = 500
@@ -26,10 +27,11 @@ _SYSTEM = (
 )
 # A completion prompt for small local models; one worked example teaches them the
 # answer length and the [n] citation better than any instruction does (measured on
-# SQuAD-style paragraphs with SmolLM2-135M).
+# SQuAD-style paragraphs with SmolLM2-135M). No "say I don't know" clause: with one,
+# the 135M model declined 6 of 8 answerable e2e questions; irrelevant context is
+# refused by the retrieval threshold instead.
 _COMPLETION_INSTRUCTIONS = (
-    "Answer the question with a short phrase copied from the context below. "
-    'If the context does not contain the answer, reply "I don\'t know."\n\n'
+    "Answer the question with a short phrase copied from the context below.\n\n"
     "Context:\n[1] Moon: The Moon orbits the Earth once every 27 days.\n\n"
     "Question: How often does the Moon orbit the Earth?\nAnswer: Once every 27 days [1].\n\n"
 )
@@ -170,17 +172,23 @@ class Answerer:
         )
 
     def _finish(self, raw: str, used: list[ScoredChunk]) -> Answer:
-        """Answer from the model's text: cited chunks, renumbered markers, or refusal."""
+        """Answer from the model's text: renumbered markers and citations, or refusal.
+
+        Citations are every chunk the answer was generated from, the ones the text
+        marks with [n] first (so [k] is citations[k-1]). An explicit "I don't know"
+        is a refusal; an empty or marker-only output still returns the passages.
+        """
         text = _CUT_MARKER.sub("", _FILLER.sub("", raw.strip()))
         text, cited = _resolve_markers(text, len(used))
-        if _is_refusal(_MARKER.sub("", text)):
+        plain = _MARKER.sub("", text).strip()
+        if plain and _is_refusal(plain):
             logger.info("model declined to answer from %d chunks", len(used))
             return self._refusal()
-        if cited:
-            citations = tuple(used[n - 1] for n in cited)
-        else:  # no usable markers: the answer is grounded on everything in the prompt
-            citations = tuple(used)
-        logger.info("answered from %d chunks, citing %d", len(used), len(citations))
+        if not plain:
+            text = NO_ANSWER_TEXT
+        order = [n - 1 for n in cited] + [i for i in range(len(used)) if i + 1 not in cited]
+        citations = tuple(used[i] for i in order)
+        logger.info("answered from %d chunks, marking %d", len(used), len(cited))
         return Answer(text=text, citations=citations, model=self._provider.model_name)
 
     def _refusal(self) -> Answer:

@@ -8,7 +8,7 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.common.types import Answer, HistoryTurn, ScoredChunk
-from services.generation.answering import Answerer
+from services.generation.answering import NO_ANSWER_TEXT, Answerer
 from services.generation.providers.base import LLMProvider, Prompt
 
 REFUSAL = "I can't answer that from the indexed documents."
@@ -79,14 +79,15 @@ def test_empty_question_is_invalid(question: str) -> None:
 
 def test_cites_the_chunks_named_by_markers_and_renumbers_them() -> None:
     result = answer("Topic three [3] relates to topic one [1].")
-    assert result.citations == (CHUNKS[0], CHUNKS[2])  # prompt order
+    # Marked chunks first (in prompt order), then the rest of the prompt's chunks.
+    assert result.citations == (CHUNKS[0], CHUNKS[2], CHUNKS[1])
     assert result.text == "Topic three [2] relates to topic one [1]."
     assert not result.refused and result.model == "scripted"
 
 
 def test_grouped_and_repeated_markers() -> None:
     result = answer("Both [2, 3]. Again [2][2].")
-    assert result.citations == (CHUNKS[1], CHUNKS[2])
+    assert result.citations == (CHUNKS[1], CHUNKS[2], CHUNKS[0])
     assert result.text == "Both [1, 2]. Again [1][1]."
 
 
@@ -99,7 +100,8 @@ def test_invalid_markers_are_stripped_and_all_prompt_chunks_cited() -> None:
 def test_invalid_markers_removed_next_to_valid_ones() -> None:
     result = answer("Paris [0] [2] [7].")
     assert result.text == "Paris [1]."
-    assert result.citations == (CHUNKS[1],)
+    assert result.citations[0] == CHUNKS[1]
+    assert set(result.citations) == set(CHUNKS)
 
 
 def test_without_markers_cites_what_the_prompt_contained() -> None:
@@ -112,11 +114,8 @@ def test_without_markers_cites_what_the_prompt_contained() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        "",
-        "   ",
         "I don't know.",
         "I cannot answer that.",
-        "[1].",
         "The answer is: .",
         "The context does not mention it.",
         "Sorry, that is not in the context.",
@@ -127,10 +126,18 @@ def test_model_declining_becomes_the_refusal(reply: str) -> None:
     assert result == Answer(text=REFUSAL, refused=True, model="scripted")
 
 
+@pytest.mark.parametrize("reply", ["", "   ", "[1]."])
+def test_an_empty_answer_still_returns_the_passages(reply: str) -> None:
+    result = answer(reply)
+    assert not result.refused
+    assert result.text == NO_ANSWER_TEXT
+    assert result.citations == tuple(CHUNKS)
+
+
 def test_an_answer_that_only_sounds_negative_is_kept() -> None:
     result = answer("The documents are not signed [1].")
     assert not result.refused
-    assert result.citations == (CHUNKS[0],)
+    assert result.citations[0] == CHUNKS[0]
 
 
 def test_filler_and_a_marker_cut_off_by_max_tokens_are_removed() -> None:
@@ -194,7 +201,7 @@ def test_stream_yields_deltas_then_the_final_answer() -> None:
     assert "".join(str(d) for d in deltas) == reply.lstrip()
     assert final == answerer.answer("What?", CHUNKS, [], 64)
     assert isinstance(final, Answer) and final.text == "Topic two is covered [1]."
-    assert final.citations == (CHUNKS[1],)
+    assert final.citations[0] == CHUNKS[1]
 
 
 def test_max_tokens_must_be_positive() -> None:

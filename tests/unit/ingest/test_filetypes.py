@@ -40,11 +40,12 @@ def test_extension_wins_over_a_conflicting_content_type() -> None:
         ("text/plain;charset=ISO-8859-1", "text"),
     ],
 )
-def test_content_type_is_used_when_the_name_has_no_known_extension(
+def test_content_type_is_used_when_the_name_has_no_extension(
     content_type: str, kind: str
 ) -> None:
     assert detect_kind("upload", content_type) == kind
-    assert detect_kind("notes.v2", content_type) == kind
+    with pytest.raises(Unsupported):
+        detect_kind("tool.exe", content_type)
 
 
 @pytest.mark.parametrize(
