@@ -20,6 +20,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8000, help="gateway HTTP port")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("devstack")
 
     stopping = False
