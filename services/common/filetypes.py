@@ -69,9 +69,8 @@ def detect_kind(filename: str, content_type: str | None) -> str:
     if kind is not None:
         return kind
     media_type = _media_type(content_type)
-    kind = None if extension else _KNOWN_CONTENT_TYPES.get(media_type)
-    if kind is not None:
-        return kind
+    if not extension and media_type in _KNOWN_CONTENT_TYPES:
+        return _KNOWN_CONTENT_TYPES[media_type]
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
     described = f"'{filename}'" + (f" ({media_type})" if media_type else "")
     raise Unsupported(f"unsupported file type {described}; supported extensions: {supported}")
