@@ -26,4 +26,10 @@ def embeddings_from(settings: EmbeddingSettings) -> EmbeddingProvider:
 
 
 def vector_store_from(settings: EmbeddingSettings, pool: ConnectionPool) -> VectorStore:
-    return build_vector_store(settings.vector_backend, pool=pool, chroma_path=settings.chroma_path)
+    return build_vector_store(
+        settings.vector_backend,
+        pool=pool,
+        chroma_path=settings.chroma_path,
+        bm25_k1=settings.bm25_k1,
+        bm25_b=settings.bm25_b,
+    )

@@ -53,6 +53,17 @@ CREATE TABLE IF NOT EXISTS chunks (
     embedding vector({dim}) NOT NULL,
     UNIQUE (document_id, ordinal)
 );
+-- Keyword search. The stored generated column is computed by the INSERT that writes the
+-- vectors, so it always lives in the same transaction; ADD COLUMN backfills old rows.
+-- tsv_length counts the indexed tokens (stopwords excluded): BM25's document length.
+CREATE OR REPLACE FUNCTION ragchat_tsv_length(tsvector) RETURNS int
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS 'SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0)::int FROM unnest($1)';
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv_length int
+    GENERATED ALWAYS AS (ragchat_tsv_length(to_tsvector('english', text))) STORED;
+CREATE INDEX IF NOT EXISTS chunks_tsv_gin_idx ON chunks USING gin (tsv);
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
     ON chunks USING hnsw (embedding vector_cosine_ops);
 CREATE INDEX IF NOT EXISTS chunks_document_id_idx ON chunks (document_id);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDERS = {"", "changeme", "test", "dummy", "secret"}
@@ -58,6 +58,10 @@ class EmbeddingSettings(DatabaseSettings):
     embedding_device: str = "cpu"
     vector_backend: Literal["pgvector", "chroma"] = "pgvector"
     chroma_path: str = "data/chroma"
+    # BM25 parameters of PostgreSQL keyword search (Anserini's defaults); Chroma's
+    # SQLite FTS5 index uses its built-in 1.2 / 0.75.
+    bm25_k1: float = Field(default=0.9, gt=0)
+    bm25_b: float = Field(default=0.4, ge=0, le=1)
 
 
 class AwsSettings(CommonSettings):

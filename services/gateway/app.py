@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import documents, query, sessions
+from services.gateway import documents, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import error_response, grpc_error_handler
@@ -56,6 +56,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.state.settings = settings
     app.include_router(documents.router)
     app.include_router(query.router)
+    app.include_router(search.router)
     app.include_router(sessions.router)
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
 

@@ -10,11 +10,11 @@ from fastapi.responses import StreamingResponse
 from ragchat.common.v1 import common_pb2
 from ragchat.generation.v1 import generation_pb2
 from ragchat.memory.v1 import memory_pb2
-from ragchat.retrieval.v1 import retrieval_pb2
 
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.schemas import Citation, QueryRequest, QueryResponse
+from services.gateway.search import search_request
 
 router = APIRouter(tags=["query"])
 
@@ -27,6 +27,7 @@ def _citations(chunks: list[common_pb2.Chunk]) -> list[Citation]:
             source=c.source,
             title=c.title,
             score=round(c.score, 6),
+            score_kind=c.score_kind,
             text=c.text,
         )
         for c in chunks
@@ -52,12 +53,7 @@ async def _prepare(
         )
         session_id, history = created.session_id, []
     found = await clients.retrieval.Search(
-        retrieval_pb2.SearchRequest(
-            query=body.question,
-            top_k=body.top_k or settings.default_top_k,
-            min_score=body.min_score or 0.0,
-        ),
-        timeout=deadline,
+        search_request(body.question, body, settings), timeout=deadline
     )
     return session_id, history, list(found.chunks)
 

@@ -41,18 +41,74 @@ class DocumentPage(BaseModel):
     next_page_token: str | None = None
 
 
-class QueryRequest(BaseModel):
+SearchMode = Literal["dense", "keyword", "hybrid"]
+
+
+class SearchFilterBody(BaseModel):
+    """Every set field must match; a filter matching no document yields no results."""
+
+    sources: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="documents carrying all of these")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    document_ids: list[str] = Field(default_factory=list)
+
+
+class RetrievalOptions(BaseModel):
+    """How context is retrieved; unset fields take the retrieval service's defaults."""
+
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    mode: SearchMode | None = None
+    min_score: float | None = Field(
+        default=None,
+        ge=-1.0,
+        allow_inf_nan=False,
+        description="minimum final score; its scale depends on score_kind",
+    )
+    rerank: bool | None = None
+    filter: SearchFilterBody | None = None
+
+
+def _stripped(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+    return value.strip()
+
+
+class QueryRequest(RetrievalOptions):
     question: str = Field(min_length=1, max_length=4000)
     session_id: str | None = None
-    top_k: int | None = Field(default=None, ge=1, le=100)
-    min_score: float | None = Field(default=None, gt=-1.0, le=1.0)
 
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question must not be empty")
-        return value.strip()
+        return _stripped(value, "question")
+
+
+class SearchRequestBody(RetrievalOptions):
+    query: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _stripped(value, "query")
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    chunk_id: str
+    source: str
+    title: str
+    ordinal: int
+    score: float
+    score_kind: str
+    text: str
+
+
+class SearchResults(BaseModel):
+    mode: SearchMode
+    reranker: str | None = None
+    results: list[SearchHit]
 
 
 class Citation(BaseModel):
@@ -61,6 +117,7 @@ class Citation(BaseModel):
     source: str
     title: str
     score: float
+    score_kind: str = ""
     text: str
 
 

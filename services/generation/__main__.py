@@ -10,18 +10,11 @@ from services.generation import servicer
 from services.generation.answering import Answerer
 from services.generation.config import DEFAULT_PORT, GenerationSettings
 from services.generation.providers.base import Prompt
-from services.generation.providers.factory import build_provider
+from services.generation.providers.factory import provider_from_settings
 
 
 async def _serve(settings: GenerationSettings) -> None:
-    provider = build_provider(
-        settings.llm_provider,
-        openai_model=settings.openai_model,
-        openai_api_key=settings.api_key(),
-        openai_base_url=settings.openai_base_url or None,
-        local_model_path=settings.local_model_path or None,
-        local_runtime=settings.local_runtime,
-    )
+    provider = provider_from_settings(settings)
     answerer = Answerer(provider, max_context_chunks=settings.max_context_chunks)
     if settings.llm_provider == "local":
         # Load the weights before reporting SERVING, not on the first user's question.

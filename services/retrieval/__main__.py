@@ -10,6 +10,7 @@ from services.common.grpc_server import serve_forever
 from services.common.runner import run_service
 from services.retrieval import servicer
 from services.retrieval.config import DEFAULT_PORT, RetrievalSettings
+from services.retrieval.rerank import build_reranker
 from services.retrieval.search import Retriever
 
 
@@ -17,12 +18,15 @@ async def _serve(settings: RetrievalSettings) -> None:
     await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
     pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
     embeddings = await asyncio.to_thread(embeddings_from, settings)
+    reranker = await asyncio.to_thread(
+        build_reranker,
+        settings.reranker,
+        embeddings=embeddings,
+        model_path=settings.reranker_model_path,
+        device=settings.embedding_device,
+    )
     retriever = Retriever(
-        embeddings,
-        vector_store_from(settings, pool),
-        settings.default_top_k,
-        settings.max_top_k,
-        settings.default_min_score,
+        embeddings, vector_store_from(settings, pool), settings.search_policy(), reranker
     )
 
     async def close() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from services.common.settings import EmbeddingSettings
+from services.retrieval.search import SearchPolicy
 
 DEFAULT_PORT = 50051
 
@@ -12,7 +15,40 @@ DEFAULT_PORT = 50051
 class RetrievalSettings(EmbeddingSettings):
     """RAGCHAT_* environment variables read by the retrieval service."""
 
+    # The mode a request gets when it names none; chosen by the SciFact evaluation.
+    search_mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
     default_top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=100, ge=1)
-    # Cosine similarity below which a chunk is not considered relevant.
+    # Cosine similarity below which a chunk is not relevant (dense results, and the
+    # dense side of hybrid search).
     default_min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
+    keyword_min_score: float = Field(default=0.0, ge=0.0)
+    hybrid_min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    rerank_min_score: float = 0.0
+    # Weighted Reciprocal Rank Fusion: sum(weight / (rrf_k + rank)).
+    rrf_k: float = Field(default=60.0, ge=0.0)
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    keyword_weight: float = Field(default=1.0, ge=0.0)
+    dense_depth: int = Field(default=100, ge=1, le=1000)
+    keyword_depth: int = Field(default=100, ge=1, le=1000)
+    # "none", "embedding" (cosine under the embedding model) or "cross-encoder".
+    reranker: Literal["none", "embedding", "cross-encoder"] = "none"
+    reranker_model_path: str = ""
+    rerank_depth: int = Field(default=50, ge=1, le=1000)
+
+    def search_policy(self) -> SearchPolicy:
+        return SearchPolicy(
+            default_mode=self.search_mode,
+            default_top_k=self.default_top_k,
+            max_top_k=self.max_top_k,
+            dense_min_score=self.default_min_score,
+            keyword_min_score=self.keyword_min_score,
+            hybrid_min_score=self.hybrid_min_score,
+            rerank_min_score=self.rerank_min_score,
+            rrf_k=self.rrf_k,
+            dense_weight=self.dense_weight,
+            keyword_weight=self.keyword_weight,
+            dense_depth=self.dense_depth,
+            keyword_depth=self.keyword_depth,
+            rerank_depth=self.rerank_depth,
+        )

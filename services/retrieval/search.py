@@ -1,16 +1,66 @@
-"""Query-time retrieval: embed the query, search the store, apply the threshold."""
+"""Query-time retrieval: dense, keyword or hybrid candidates, optional rerank, threshold."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from opentelemetry import trace
 
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import InvalidArgument
-from services.common.telemetry import ATTR_MIN_SCORE, ATTR_RESULT_COUNT, ATTR_TOP_K
+from services.common.telemetry import (
+    ATTR_CANDIDATE_COUNT,
+    ATTR_MIN_SCORE,
+    ATTR_RERANKER,
+    ATTR_RESULT_COUNT,
+    ATTR_SEARCH_MODE,
+    ATTR_TOP_K,
+)
 from services.common.types import ScoredChunk, SearchFilter
 from services.common.vectorstore.base import VectorStore
+from services.retrieval.fusion import weighted_rrf
+from services.retrieval.rerank import Reranker
 
 MAX_QUERY_CHARS = 4000
+MODES = ("dense", "keyword", "hybrid")
+tracer = trace.get_tracer(__name__)
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """How the retriever searches when a request does not say otherwise."""
+
+    default_mode: str = "hybrid"
+    default_top_k: int = 5
+    max_top_k: int = 100
+    # Cosine floor of dense results, also applied to the dense side of hybrid search so
+    # an off-topic question still finds nothing.
+    dense_min_score: float = 0.25
+    keyword_min_score: float = 0.0
+    hybrid_min_score: float = 0.0
+    rerank_min_score: float = 0.0
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    dense_depth: int = 100
+    keyword_depth: int = 100
+    rerank_depth: int = 50
+
+    def default_min_score(self, score_kind: str) -> float:
+        if score_kind.startswith("rerank:"):
+            return self.rerank_min_score
+        return {"dense": self.dense_min_score, "keyword": self.keyword_min_score,
+                "hybrid": self.hybrid_min_score}[score_kind]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Chunks best first; `mode` and `reranker` say how they were found and scored."""
+
+    chunks: list[ScoredChunk]
+    mode: str
+    reranker: str = ""
 
 
 class Retriever:
@@ -18,38 +68,95 @@ class Retriever:
         self,
         embeddings: EmbeddingProvider,
         store: VectorStore,
-        default_top_k: int,
-        max_top_k: int,
-        default_min_score: float,
+        policy: SearchPolicy | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self._embeddings = embeddings
         self._store = store
-        self._default_top_k = default_top_k
-        self._max_top_k = max_top_k
-        self._default_min_score = default_min_score
+        self.policy = policy or SearchPolicy()
+        self._reranker = reranker
+        if self.policy.default_mode not in MODES:
+            raise ValueError(f"default mode must be one of {', '.join(MODES)}")
 
     def search(
         self,
         query: str,
         top_k: int = 0,
-        min_score: float = 0.0,
+        min_score: float | None = None,
         flt: SearchFilter | None = None,
-    ) -> list[ScoredChunk]:
-        """Chunks scoring at least min_score, best first; 0 means the defaults."""
+        mode: str = "",
+        rerank: bool | None = None,
+    ) -> SearchResult:
+        """The best `top_k` chunks (0: the default) scoring at least `min_score`.
+
+        `min_score` applies to the final score, whose scale depends on the mode (cosine,
+        BM25 or fused rank score in (0, 1]) or on the reranker; None means the policy's
+        default for that score kind. `rerank` None means "when a reranker is configured".
+        """
+        mode = mode or self.policy.default_mode
+        k = self._check(query, top_k, min_score, mode)
+        if rerank and self._reranker is None:
+            raise InvalidArgument("rerank was requested but no reranker is configured")
+        reranker = self._reranker if rerank is not False else None
+        span = trace.get_current_span()
+        span.set_attribute(ATTR_SEARCH_MODE, mode)
+        span.set_attribute(ATTR_TOP_K, k)
+        span.set_attribute(ATTR_RERANKER, reranker.name if reranker else "none")
+        candidates = self._candidates(query, mode, k, min_score, flt, reranker is not None)
+        span.set_attribute(ATTR_CANDIDATE_COUNT, len(candidates))
+        if reranker is not None:
+            depth = max(self.policy.rerank_depth, k)
+            with tracer.start_as_current_span("retrieval.rerank"):
+                candidates = reranker.rerank(query, candidates[:depth])
+        kind = reranker.score_kind if reranker else mode
+        threshold = self.policy.default_min_score(kind) if min_score is None else min_score
+        span.set_attribute(ATTR_MIN_SCORE, threshold)
+        results = [c for c in candidates if c.score >= threshold][:k]
+        span.set_attribute(ATTR_RESULT_COUNT, len(results))
+        return SearchResult(results, mode, reranker.name if reranker else "")
+
+    def _check(self, query: str, top_k: int, min_score: float | None, mode: str) -> int:
         if not query.strip():
             raise InvalidArgument("query must not be empty")
         if len(query) > MAX_QUERY_CHARS:
             raise InvalidArgument(f"query exceeds {MAX_QUERY_CHARS} characters")
-        if top_k < 0 or top_k > self._max_top_k:
-            raise InvalidArgument(f"top_k must be between 1 and {self._max_top_k}")
-        if not -1.0 <= min_score <= 1.0:
-            raise InvalidArgument("min_score must be between -1 and 1")
-        k = top_k or self._default_top_k
-        threshold = min_score or self._default_min_score
-        span = trace.get_current_span()
-        span.set_attribute(ATTR_TOP_K, k)
-        span.set_attribute(ATTR_MIN_SCORE, threshold)
-        vector = self._embeddings.embed_query(query)
-        results = self._store.search(vector, k, threshold, flt)
-        span.set_attribute(ATTR_RESULT_COUNT, len(results))
-        return results
+        if top_k < 0 or top_k > self.policy.max_top_k:
+            raise InvalidArgument(f"top_k must be between 1 and {self.policy.max_top_k}")
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidArgument("min_score must be a finite number")
+        if mode not in MODES:
+            raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        return top_k or self.policy.default_top_k
+
+    def _candidates(
+        self, query: str, mode: str, k: int, min_score: float | None,
+        flt: SearchFilter | None, reranking: bool,
+    ) -> list[ScoredChunk]:
+        """First-stage candidates, best first, in the mode's own score."""
+        policy = self.policy
+        depth = max(k, policy.rerank_depth) if reranking else k
+        if mode == "dense":
+            # Without a rerank the cosine is the final score, so the request's
+            # threshold can go straight to the store.
+            floor = policy.dense_min_score
+            if not reranking and min_score is not None:
+                floor = min_score
+            return self._dense(query, depth, floor, flt)
+        if mode == "keyword":
+            return self._keyword(query, depth, flt)
+        dense = self._dense(query, max(depth, policy.dense_depth), policy.dense_min_score, flt)
+        keyword = self._keyword(query, max(depth, policy.keyword_depth), flt)
+        return weighted_rrf(
+            [(dense, policy.dense_weight), (keyword, policy.keyword_weight)], policy.rrf_k
+        )
+
+    def _dense(
+        self, query: str, depth: int, floor: float, flt: SearchFilter | None
+    ) -> list[ScoredChunk]:
+        with tracer.start_as_current_span("retrieval.dense"):
+            vector = self._embeddings.embed_query(query)
+            return self._store.search(vector, depth, floor, flt)
+
+    def _keyword(self, query: str, depth: int, flt: SearchFilter | None) -> list[ScoredChunk]:
+        with tracer.start_as_current_span("retrieval.keyword"):
+            return self._store.keyword_search(query, depth, flt)

@@ -7,8 +7,17 @@ import asyncio
 import grpc
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
+from services.common.errors import InvalidArgument
 from services.common.protomap import chunk_to_pb, filter_from_pb
 from services.retrieval.search import Retriever
+
+_MODE_FROM_PB = {
+    retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "",
+    retrieval_pb2.SEARCH_MODE_DENSE: "dense",
+    retrieval_pb2.SEARCH_MODE_KEYWORD: "keyword",
+    retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
+}
+_MODE_TO_PB = {name: pb for pb, name in _MODE_FROM_PB.items() if name}
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -18,11 +27,23 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
+        if request.mode not in _MODE_FROM_PB:
+            raise InvalidArgument(f"unknown search mode {request.mode}")
         flt = filter_from_pb(request.filter) if request.HasField("filter") else None
-        chunks = await asyncio.to_thread(
-            self._retriever.search, request.query, request.top_k, request.min_score, flt
+        result = await asyncio.to_thread(
+            self._retriever.search,
+            request.query,
+            request.top_k,
+            request.min_score if request.HasField("min_score") else None,
+            flt,
+            _MODE_FROM_PB[request.mode],
+            request.rerank if request.HasField("rerank") else None,
         )
-        return retrieval_pb2.SearchResponse(chunks=[chunk_to_pb(c) for c in chunks])
+        return retrieval_pb2.SearchResponse(
+            chunks=[chunk_to_pb(c) for c in result.chunks],
+            mode=_MODE_TO_PB[result.mode],
+            reranker=result.reranker,
+        )
 
 
 def register(server: grpc.aio.Server, retriever: Retriever) -> list[str]:

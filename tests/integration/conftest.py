@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +13,12 @@ from psycopg_pool import ConnectionPool
 from devstack.embedded import ensure_bucket_and_queue
 from services.common.db import migrate, open_pool
 from services.common.embeddings import EmbeddingProvider, SentenceTransformerEmbeddings
+from services.common.vectorstore.base import VectorStore
+from services.common.vectorstore.factory import build_vector_store
+from services.common.vectorstore.pgvector import PgVectorStore
 
 APP_TABLES = "documents, jobs, chunks, sessions, turns"
+SMALL_DIM = 8  # vector width of the store-level tests
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +56,36 @@ def aws(moto: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "s3_bucket": name,
         "sqs_queue_url": queue_url,
     }
+
+
+@pytest.fixture(scope="session")
+def pg_pool(make_database: Callable[[str], str]) -> Iterator[ConnectionPool]:
+    """A database of its own, so its small-vector schema never meets the 384-d one."""
+    dsn = make_database("vectorstore_tests")
+    migrate(dsn, SMALL_DIM)
+    pool = open_pool(dsn, max_size=4)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(params=["pgvector", "chroma"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    if request.param == "pgvector":
+        pool: ConnectionPool = request.getfixturevalue("pg_pool")
+        with pool.connection() as conn:
+            conn.execute("TRUNCATE documents CASCADE")
+        return build_vector_store("pgvector", pool=pool)
+    return build_vector_store("chroma", chroma_path=str(tmp_path / "chroma"))
+
+
+@pytest.fixture
+def analyze(request: pytest.FixtureRequest, store: VectorStore) -> Callable[[], None]:
+    """Refresh planner statistics, as autovacuum would in production (no-op for Chroma)."""
+
+    def run() -> None:
+        if isinstance(store, PgVectorStore):
+            pool: ConnectionPool = request.getfixturevalue("pg_pool")
+            with pool.connection() as conn:
+                conn.execute("ANALYZE")
+
+    return run

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from services.common.db import migrate, open_pool
+from services.common.db import migrate
 from services.common.types import ChunkRecord, DocumentMeta, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.common.vectorstore.factory import build_vector_store
-from services.common.vectorstore.pgvector import PgVectorStore
+from tests.integration.conftest import SMALL_DIM
 
-DIM = 8
+DIM = SMALL_DIM
 E0, E1, E2 = np.eye(DIM, dtype=np.float32)[:3]
 
 DOC_A = DocumentMeta("A", "Alpha", "a.md", "text/markdown", ("red", "blue"),
@@ -37,39 +36,6 @@ VECTORS = {
     "C1": (DOC_C, E0 + 0.5 * E1),    # 0.894
 }
 BEST_FIRST = ["A0", "C1", "A1", "B0", "B1", "C0"]
-
-
-@pytest.fixture(scope="module")
-def pg_pool(make_database: Callable[[str], str]) -> Iterator[ConnectionPool]:
-    """A database of its own, so its 8-d schema never meets the 384-d one."""
-    dsn = make_database("vectorstore_tests")
-    migrate(dsn, DIM)
-    pool = open_pool(dsn, max_size=4)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(params=["pgvector", "chroma"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    if request.param == "pgvector":
-        pool: ConnectionPool = request.getfixturevalue("pg_pool")
-        with pool.connection() as conn:
-            conn.execute("TRUNCATE documents CASCADE")
-        return build_vector_store("pgvector", pool=pool)
-    return build_vector_store("chroma", chroma_path=str(tmp_path / "chroma"))
-
-
-@pytest.fixture
-def analyze(request: pytest.FixtureRequest, store: VectorStore) -> Callable[[], None]:
-    """Refresh planner statistics, as autovacuum would in production (no-op for Chroma)."""
-
-    def run() -> None:
-        if isinstance(store, PgVectorStore):
-            pool: ConnectionPool = request.getfixturevalue("pg_pool")
-            with pool.connection() as conn:
-                conn.execute("ANALYZE")
-
-    return run
 
 
 def chunks_of(doc: DocumentMeta, names: list[str]) -> list[ChunkRecord]:

@@ -38,8 +38,20 @@ class VectorStore(ABC):
     ) -> list[ScoredChunk]:
         """The `top_k` chunks most similar to `vector`, best first.
 
-        Score is cosine similarity; chunks scoring below `min_score` are left out. A
-        filter has exact semantics: results come only from documents matching it.
+        Score is cosine similarity (score_kind "dense"); chunks scoring below `min_score`
+        are left out. A filter has exact semantics: results come only from documents
+        matching it.
+        """
+
+    @abstractmethod
+    def keyword_search(
+        self, query: str, top_k: int, flt: SearchFilter | None = None
+    ) -> list[ScoredChunk]:
+        """The `top_k` chunks ranked by BM25 for the query's terms, best first.
+
+        Scores are positive with score_kind "keyword"; a chunk sharing no term with the
+        query is never returned, so a query of stopwords only returns nothing. The filter
+        has the same exact semantics as in `search`.
         """
 
     @abstractmethod
@@ -72,6 +84,13 @@ def check_batch(
     if len({c.ordinal for c in chunks}) != len(chunks):
         raise ValueError("chunk ordinals must be unique within a document")
     return matrix
+
+
+def check_keyword_query(query: str, top_k: int) -> str:
+    """Validate a keyword search request; returns the stripped query."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    return query.strip()
 
 
 def check_query(vector: np.ndarray, top_k: int, dim: int | None) -> np.ndarray:

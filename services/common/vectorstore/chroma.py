@@ -4,6 +4,10 @@ Each chunk carries its document's metadata: document_id, ordinal, title, source,
 content_type, created_at (epoch seconds) and tags (a list; left out when empty, since
 Chroma rejects empty lists). Filters become Chroma `where` clauses with the same meaning
 as in PostgreSQL; tags use `$contains` on the list, one clause per tag (ALL must match).
+
+Keyword (BM25) search uses an SQLite FTS5 index in `<path>/keyword.sqlite3`
+(chroma_keyword.py), written after Chroma by replace_document and delete_document and
+filled in from the collection on open when it lacks chunks (e.g. an older persist dir).
 """
 
 from __future__ import annotations
@@ -13,12 +17,20 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
-from services.common.vectorstore.base import VectorStore, as_utc, check_batch, check_query
+from services.common.vectorstore.base import (
+    VectorStore,
+    as_utc,
+    check_batch,
+    check_keyword_query,
+    check_query,
+)
+from services.common.vectorstore.chroma_keyword import KeywordIndex, match_expression
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +51,9 @@ class ChromaVectorStore(VectorStore):
         self._batch = max(1, int(self._client.get_max_batch_size()))
         # Chroma has no transactions: serialise writers in this process at least.
         self._write_lock = threading.Lock()
+        self._keywords = KeywordIndex(Path(path) / "keyword.sqlite3")
+        if self._keywords.count() < self._collection.count():
+            self._backfill_keywords()
 
     def replace_document(
         self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
@@ -65,12 +80,15 @@ class ChromaVectorStore(VectorStore):
             stale = sorted(set(old["ids"]) - set(new_ids))
             for start in range(0, len(stale), self._batch):
                 self._collection.delete(ids=stale[start:start + self._batch])
+            # Last, so a crash before it leaves a re-run (idempotent) to finish the job.
+            self._keywords.replace(doc.document_id, [(c.chunk_id, c.text) for c in chunks])
 
     def delete_document(self, document_id: str) -> int:
         with self._write_lock:
             ids = self._collection.get(where={"document_id": document_id}, include=[])["ids"]
             for start in range(0, len(ids), self._batch):
                 self._collection.delete(ids=ids[start:start + self._batch])
+            self._keywords.delete(document_id)
         return len(ids)
 
     def search(
@@ -97,14 +115,54 @@ class ChromaVectorStore(VectorStore):
             score = 1.0 - float(distance)
             if score < min_score:
                 continue
-            results.append(
-                ScoredChunk(chunk_id=chunk_id, document_id=str(meta["document_id"]),
-                            title=str(meta["title"]), source=str(meta["source"]),
-                            text=text or "", ordinal=int(meta["ordinal"]),  # type: ignore[arg-type]
-                            score=score)
-            )
+            results.append(_scored(chunk_id, text, meta, score, "dense"))
         results.sort(key=lambda r: r.score, reverse=True)
         return results
+
+    def keyword_search(
+        self, query: str, top_k: int, flt: SearchFilter | None = None
+    ) -> list[ScoredChunk]:
+        text = check_keyword_query(query, top_k)
+        if not match_expression(text):
+            return []  # no searchable term: skip the filter lookup
+        where = to_where(flt) if flt is not None else None
+        allowed = None
+        if where is not None:
+            # Exact filter: rank only the matching chunks, then cut to top_k.
+            allowed = set(self._collection.get(where=where, include=[])["ids"])
+            if not allowed:
+                return []
+        ranked = self._keywords.search(text, top_k, allowed)
+        if not ranked:
+            return []
+        found = self._collection.get(ids=[cid for cid, _ in ranked],
+                                     include=["documents", "metadatas"])
+        rows = dict(zip(found["ids"], zip(found["documents"] or [], found["metadatas"] or [],
+                                          strict=True), strict=True))
+        return [
+            _scored(chunk_id, *rows[chunk_id], score, "keyword")
+            for chunk_id, score in ranked
+            if chunk_id in rows  # else removed from Chroma after the index was read
+        ]
+
+    def _backfill_keywords(self) -> None:
+        """Index chunks the keyword index lacks, e.g. of a collection written before it.
+
+        Pages through the collection; chunks already indexed are left alone, so an
+        interrupted run is finished by the next open.
+        """
+        total = self._collection.count()
+        logger.info("keyword index behind the collection (%d chunks): filling it in", total)
+        added = 0
+        for offset in range(0, total, self._batch):
+            page = self._collection.get(include=["documents", "metadatas"],
+                                        limit=self._batch, offset=offset)
+            added += self._keywords.add_missing([
+                (cid, str(meta["document_id"]), doc or "")
+                for cid, doc, meta in zip(page["ids"], page["documents"] or [],
+                                          page["metadatas"] or [], strict=True)
+            ])
+        logger.info("keyword index: added %d chunks", added)
 
     def count_chunks(self, document_id: str | None = None) -> int:
         if document_id is None:
@@ -127,6 +185,13 @@ def to_where(flt: SearchFilter) -> dict[str, Any] | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _scored(chunk_id: str, text: str | None, meta: Any, score: float, kind: str) -> ScoredChunk:
+    """A search hit from Chroma's stored text and chunk metadata."""
+    return ScoredChunk(chunk_id=chunk_id, document_id=str(meta["document_id"]),
+                       title=str(meta["title"]), source=str(meta["source"]), text=text or "",
+                       ordinal=int(meta["ordinal"]), score=score, score_kind=kind)
 
 
 def _document_metadata(doc: DocumentMeta, created_at: float) -> dict[str, Any]:

@@ -14,6 +14,8 @@ def build_vector_store(
     *,
     pool: ConnectionPool | None = None,
     chroma_path: str | None = None,
+    bm25_k1: float = 0.9,
+    bm25_b: float = 0.4,
 ) -> VectorStore:
     """A store for `backend` ("pgvector" needs `pool`, "chroma" needs `chroma_path`)."""
     name = (backend or "pgvector").strip().lower()
@@ -22,7 +24,7 @@ def build_vector_store(
             raise ValueError("the pgvector backend needs a connection pool")
         from services.common.vectorstore.pgvector import PgVectorStore
 
-        return PgVectorStore(pool)
+        return PgVectorStore(pool, bm25_k1=bm25_k1, bm25_b=bm25_b)
     if name == "chroma":
         if not chroma_path:
             raise ValueError("the chroma backend needs chroma_path")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from services.generation.config import GenerationSettings
 from services.generation.providers.base import LLMProvider
 
 logger = logging.getLogger(__name__)
@@ -42,3 +43,15 @@ def build_provider(
         logger.info("LLM provider: local %s with %s", provider.model_name, provider.runtime)
         return provider
     raise ValueError(f"Unknown LLM provider {kind!r}; expected one of {PROVIDER_KINDS}")
+
+
+def provider_from_settings(settings: GenerationSettings) -> LLMProvider:
+    """The provider the generation settings (RAGCHAT_LLM_* etc.) describe."""
+    return build_provider(
+        settings.llm_provider,
+        openai_model=settings.openai_model,
+        openai_api_key=settings.api_key(),
+        openai_base_url=settings.openai_base_url or None,
+        local_model_path=settings.local_model_path or None,
+        local_runtime=settings.local_runtime,
+    )

@@ -71,7 +71,10 @@ class Chunk(_message.Message):
     score: _builtins.float
     """Relevance score; higher is better. Its scale depends on score_kind."""
     score_kind: _builtins.str
-    """Which search produced the score, e.g. "dense"."""
+    """What produced the score: "dense" (cosine similarity, -1..1), "keyword" (BM25, > 0),
+    "hybrid" (weighted reciprocal rank fusion, 0..1, 1 = first in every list),
+    "rerank:cross-encoder" (0..1) or "rerank:embedding" (cosine similarity).
+    """
     ordinal: _builtins.int
     """Position of the chunk inside its document, from 0."""
     def __init__(

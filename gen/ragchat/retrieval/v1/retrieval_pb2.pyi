@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragchat.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SearchMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_MODE_UNSPECIFIED: _SearchMode.ValueType  # 0
+    """The service's configured default."""
+    SEARCH_MODE_DENSE: _SearchMode.ValueType  # 1
+    """Cosine similarity of embeddings."""
+    SEARCH_MODE_KEYWORD: _SearchMode.ValueType  # 2
+    """BM25 over the chunk text."""
+    SEARCH_MODE_HYBRID: _SearchMode.ValueType  # 3
+    """Dense and keyword candidates fused by weighted reciprocal rank fusion."""
+
+class SearchMode(_SearchMode, metaclass=_SearchModeEnumTypeWrapper):
+    """How candidate chunks are found."""
+
+SEARCH_MODE_UNSPECIFIED: SearchMode.ValueType  # 0
+"""The service's configured default."""
+SEARCH_MODE_DENSE: SearchMode.ValueType  # 1
+"""Cosine similarity of embeddings."""
+SEARCH_MODE_KEYWORD: SearchMode.ValueType  # 2
+"""BM25 over the chunk text."""
+SEARCH_MODE_HYBRID: SearchMode.ValueType  # 3
+"""Dense and keyword candidates fused by weighted reciprocal rank fusion."""
+Global___SearchMode: _TypeAlias = SearchMode  # noqa: Y015
+
 @_typing.final
 class SearchRequest(_message.Message):
     """A search query."""
@@ -29,12 +58,22 @@ class SearchRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    RERANK_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """The natural-language query; must not be empty."""
     top_k: _builtins.int
     """How many chunks to return; 0 means the service default."""
     min_score: _builtins.float
-    """Drop chunks scoring below this; 0 means the service default."""
+    """Drop chunks whose final score is below this; unset means the service default for
+    the score kind (see Chunk.score_kind).
+    """
+    mode: Global___SearchMode.ValueType
+    """How candidates are found."""
+    rerank: _builtins.bool
+    """Rerank the candidates with the configured reranker; unset means "if one is
+    configured". True without a configured reranker is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def filter(self) -> _common_pb2.MetadataFilter:
         """Restricts the search to matching documents."""
@@ -44,14 +83,23 @@ class SearchRequest(_message.Message):
         *,
         query: _builtins.str = ...,
         top_k: _builtins.int = ...,
-        min_score: _builtins.float = ...,
+        min_score: _builtins.float | None = ...,
         filter: _common_pb2.MetadataFilter | None = ...,
+        mode: Global___SearchMode.ValueType = ...,
+        rerank: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_score", b"_min_score", "_rerank", b"_rerank", "filter", b"filter", "min_score", b"min_score", "rerank", b"rerank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "min_score", b"min_score", "query", b"query", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_score", b"_min_score", "_rerank", b"_rerank", "filter", b"filter", "min_score", b"min_score", "mode", b"mode", "query", b"query", "rerank", b"rerank", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__min_score: _TypeAlias = _typing.Literal["min_score"]  # noqa: Y015
+    _WhichOneofArgType__min_score: _TypeAlias = _typing.Literal["_min_score", b"_min_score"]  # noqa: Y015
+    _WhichOneofReturnType__rerank: _TypeAlias = _typing.Literal["rerank"]  # noqa: Y015
+    _WhichOneofArgType__rerank: _TypeAlias = _typing.Literal["_rerank", b"_rerank"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_score) -> _WhichOneofReturnType__min_score | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rerank) -> _WhichOneofReturnType__rerank | None: ...
 
 Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
 
@@ -62,6 +110,12 @@ class SearchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHUNKS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    RERANKER_FIELD_NUMBER: _builtins.int
+    mode: Global___SearchMode.ValueType
+    """The mode that found the candidates (the default resolved)."""
+    reranker: _builtins.str
+    """The reranker that ordered the chunks ("cross-encoder", "embedding"), or empty."""
     @_builtins.property
     def chunks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
         """The chunks that passed the threshold, best first."""
@@ -70,10 +124,12 @@ class SearchResponse(_message.Message):
         self,
         *,
         chunks: _abc.Iterable[_common_pb2.Chunk] | None = ...,
+        mode: Global___SearchMode.ValueType = ...,
+        reranker: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "mode", b"mode", "reranker", b"reranker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

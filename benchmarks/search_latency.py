@@ -1,0 +1,134 @@
+"""Search latency per mode: in-process call vs gRPC vs the REST gateway, same queries.
+
+    python benchmarks/search_latency.py [--dataset ../shared/datasets/scifact] [--queries 200]
+
+Indexes the corpus like the evaluation does (cached), serves the retrieval service
+(grpc.aio, port 0) and the gateway (uvicorn, port 0) in a background thread, then times
+the same queries three ways. Prints p50/p99 per mode and path and the overhead ratio
+against the in-process call; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import httpx
+import uvicorn
+from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+from mlops.evaluate_rag.__main__ import parse_args as eval_args
+from mlops.evaluate_rag.context import prepared
+from services.common.grpc_server import start_server
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
+from services.retrieval import servicer
+from services.retrieval.search import Retriever
+
+MODES = {"dense": retrieval_pb2.SEARCH_MODE_DENSE, "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
+         "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID}
+DEFAULT_DATASET = Path(__file__).resolve().parents[1].parent / "shared/datasets/scifact"
+
+
+@contextmanager
+def serving(retriever: Retriever) -> Iterator[tuple[int, int]]:
+    """The retrieval service and the gateway on free ports; yields (grpc, http) ports."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    ports: dict[str, int] = {}
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        running = await start_server("127.0.0.1:0",
+                                     lambda s: servicer.register(s, retriever))
+        settings = GatewaySettings(retrieval_target=f"127.0.0.1:{running.port}")
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
+                                               log_level="warning", lifespan="on"))
+        web = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        ports.update(grpc=running.port,
+                     http=server.servers[0].sockets[0].getsockname()[1])
+        ready.set()
+        await stop.wait()
+        server.should_exit = True
+        await web
+        await running.stop(0)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(60):
+        raise RuntimeError("servers did not start")
+    try:
+        yield ports["grpc"], ports["http"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+
+
+def timed(call: Callable[[str], object], queries: list[str], warmup: int) -> list[float]:
+    for query in queries[:warmup]:
+        call(query)
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        call(query)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(statistics.median(samples), 2), "p99": round(cuts[98], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=str(DEFAULT_DATASET))
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--top-k", type=int, default=10)
+    args = parser.parse_args()
+    ev = eval_args(["--dataset", args.dataset, "--split", args.split, "--mode", "hybrid"])
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    with prepared(ev, args.top_k) as ctx, serving(ctx.retriever) as (grpc_port, http_port):
+        queries = list(ctx.dataset.queries.values())[: args.queries]
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        http = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30)
+        for mode, pb_mode in MODES.items():
+            paths = {
+                "direct": lambda q, m=mode: ctx.retriever.search(q, top_k=args.top_k, mode=m),
+                "grpc": lambda q, m=pb_mode: stub.Search(
+                    retrieval_pb2.SearchRequest(query=q, top_k=args.top_k, mode=m)),
+                "rest": lambda q, m=mode: http.post(
+                    "/search", json={"query": q, "top_k": args.top_k, "mode": m}
+                ).raise_for_status(),
+            }
+            results[mode] = {name: percentiles(timed(call, queries, args.warmup))
+                             for name, call in paths.items()}
+        http.close()
+        channel.close()
+    print(f"{'mode':<8} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'p50 vs direct':>14}")
+    for mode, paths in results.items():
+        base = paths["direct"]["p50"]
+        for name, figures in paths.items():
+            figures["overhead"] = round(figures["p50"] / base, 2)
+            print(f"{mode:<8} {name:<7} {figures['p50']:>8.2f} {figures['p99']:>8.2f} "
+                  f"{figures['overhead']:>13.2f}x")
+    print(json.dumps({"queries": len(queries), "top_k": args.top_k, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model lifecycle tools: indexing, evaluation, tuning."""

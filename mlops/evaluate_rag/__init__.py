@@ -1,0 +1,1 @@
+"""Retrieval and answer evaluation: python -m mlops.evaluate_rag."""
