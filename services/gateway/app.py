@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.gateway import documents, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import error_response, grpc_error_handler
+from services.gateway.errors import error_response, grpc_error_handler, validation_error_handler
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
 _MULTIPART_SLACK = 64 * 1024
@@ -59,6 +60,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(search.router)
     app.include_router(sessions.router)
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.exception_handler(documents.UploadRejected)
     async def _rejected(request: Request, exc: documents.UploadRejected) -> JSONResponse:

@@ -6,6 +6,7 @@ import logging
 
 import grpc
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 logger = logging.getLogger(__name__)
@@ -38,3 +39,13 @@ async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     elif status == 502:
         message = "a backend service failed"
     return error_response(status, exc.code().name.lower(), message)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Request-body validation failures in the same shape as every other error."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return error_response(422, "invalid_request", "; ".join(problems))

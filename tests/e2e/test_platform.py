@@ -135,6 +135,8 @@ def test_unknown_ids_are_404(platform: RunningStack, path: str) -> None:
 def test_empty_question_is_422(platform: RunningStack, question: str) -> None:
     resp = platform.http.post("/query", json={"question": question})
     assert resp.status_code == 422
+    assert resp.json()["error"] == "invalid_request"
+    assert "question" in resp.json()["detail"]
 
 
 def test_unknown_session_in_query_is_404(platform: RunningStack) -> None:
@@ -248,3 +250,37 @@ def test_health_names_a_stopped_service(platform: RunningStack) -> None:
     assert body["status"] == "degraded"
     assert body["services"]["memory"] != "SERVING"
     assert body["services"]["retrieval"] == "SERVING"
+
+
+def test_search_reports_the_mode_and_kind_of_every_score(
+    platform: RunningStack, indexed: dict[str, str]
+) -> None:
+    question = "Who was the duke in the battle of Hastings?"
+    for mode in ("dense", "keyword", "hybrid"):
+        resp = platform.http.post("/search", json={"query": question, "mode": mode, "top_k": 5})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["mode"] == mode and body["reranker"] is None
+        assert 1 <= len(body["results"]) <= 5
+        assert {r["score_kind"] for r in body["results"]} == {mode}
+        scores = [r["score"] for r in body["results"]]
+        assert scores == sorted(scores, reverse=True)
+    default = platform.http.post("/search", json={"query": question}).json()
+    assert default["mode"] == "hybrid"
+
+    only = platform.http.post("/search", json={
+        "query": question, "mode": "keyword", "filter": {"sources": ["Normans_3.txt"]}}).json()
+    assert {r["document_id"] for r in only["results"]} <= {indexed["Normans_3"]}
+    none = platform.http.post("/search", json={
+        "query": question, "filter": {"tags": ["no-such-tag"]}}).json()
+    assert none["results"] == []
+    high = platform.http.post("/search", json={"query": question, "min_score": 1e6}).json()
+    assert high["results"] == []
+
+
+@pytest.mark.parametrize("body", [{"query": "x", "mode": "fuzzy"}, {"query": " "},
+                                  {"query": "x", "rerank": True}])
+def test_bad_searches_get_a_json_error(platform: RunningStack, body: dict[str, Any]) -> None:
+    resp = platform.http.post("/search", json=body)
+    assert resp.status_code in (400, 422), resp.text
+    assert resp.json()["error"]

@@ -1,0 +1,67 @@
+"""RetrievalService over real gRPC (in-process, port 0): modes, presence fields, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from ragchat.common.v1 import common_pb2
+from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+from services.common.embeddings import EmbeddingProvider
+from services.common.grpc_server import start_server
+from services.common.vectorstore.base import VectorStore
+from services.retrieval import servicer
+from services.retrieval.search import Retriever, SearchPolicy
+
+
+@pytest.fixture
+async def stub(
+    embeddings: EmbeddingProvider, corpus_store: VectorStore
+) -> AsyncIterator[retrieval_pb2_grpc.RetrievalServiceStub]:
+    retriever = Retriever(embeddings, corpus_store, SearchPolicy(default_mode="hybrid"))
+    running = await start_server("127.0.0.1:0", lambda s: servicer.register(s, retriever))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield retrieval_pb2_grpc.RetrievalServiceStub(channel)
+    await channel.close()
+    await running.stop(0)
+
+
+async def test_modes_and_score_kinds_travel_over_grpc(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub,
+) -> None:
+    default = await stub.Search(retrieval_pb2.SearchRequest(query="ZX-4491 relay", top_k=3))
+    assert default.mode == retrieval_pb2.SEARCH_MODE_HYBRID and default.reranker == ""
+    assert default.chunks[0].document_id == "relay"
+    assert {c.score_kind for c in default.chunks} == {"hybrid"}
+    keyword = await stub.Search(retrieval_pb2.SearchRequest(
+        query="ZX-4491", mode=retrieval_pb2.SEARCH_MODE_KEYWORD))
+    assert keyword.mode == retrieval_pb2.SEARCH_MODE_KEYWORD
+    assert [(c.document_id, c.score_kind) for c in keyword.chunks] == [("relay", "keyword")]
+
+
+async def test_an_explicit_zero_threshold_differs_from_an_unset_one(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub,
+) -> None:
+    dense = retrieval_pb2.SEARCH_MODE_DENSE
+    unset = await stub.Search(retrieval_pb2.SearchRequest(
+        query="How do I renew my passport?", mode=dense, top_k=4))
+    assert list(unset.chunks) == []  # the 0.25 cosine default keeps off-topic chunks out
+    everything = await stub.Search(retrieval_pb2.SearchRequest(
+        query="How do I renew my passport?", mode=dense, top_k=4, min_score=-1.0))
+    assert len(everything.chunks) == 4
+
+
+async def test_filters_and_bad_requests(stub: retrieval_pb2_grpc.RetrievalServiceStub) -> None:
+    nothing = common_pb2.MetadataFilter(sources=["nope.md"])
+    empty = await stub.Search(retrieval_pb2.SearchRequest(query="relay", filter=nothing))
+    assert list(empty.chunks) == []
+    for request in (
+        retrieval_pb2.SearchRequest(query=""),
+        retrieval_pb2.SearchRequest(query="relay", rerank=True),  # none configured
+        retrieval_pb2.SearchRequest(query="relay", mode=7),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Search(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
