@@ -26,7 +26,7 @@ class RetrievalSettings(EmbeddingSettings):
     hybrid_min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     rerank_min_score: float = 0.0
     # Weighted Reciprocal Rank Fusion: sum(weight / (rrf_k + rank)).
-    rrf_k: float = Field(default=60.0, ge=0.0)
+    rrf_k: float = Field(default=10.0, ge=0.0)
     dense_weight: float = Field(default=1.0, ge=0.0)
     keyword_weight: float = Field(default=1.0, ge=0.0)
     dense_depth: int = Field(default=100, ge=1, le=1000)

@@ -40,7 +40,7 @@ class SearchPolicy:
     keyword_min_score: float = 0.0
     hybrid_min_score: float = 0.0
     rerank_min_score: float = 0.0
-    rrf_k: float = 60.0
+    rrf_k: float = 10.0
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
     dense_depth: int = 100
