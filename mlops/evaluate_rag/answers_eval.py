@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from itertools import islice
@@ -14,9 +13,7 @@ from tqdm import tqdm
 from mlops.evaluate_rag.answer_metrics import AnswerRecord, summarize
 from mlops.evaluate_rag.context import EvalContext
 from mlops.evaluate_rag.retrieval_eval import index_summary
-from services.generation.answering import Answerer
-
-_MARKER = re.compile(r"\s*\[\d+\]")
+from services.generation.answering import Answerer, strip_markers
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def evaluate_answers(
     for item in tqdm(items, desc=f"answering ({mode})", unit="question", disable=not progress):
         chunks = ctx.retriever.search(item.question, top_k=top_k, mode=mode).chunks
         answer = answerer.answer(item.question, chunks, (), max_tokens)
-        prediction, model = _MARKER.sub("", answer.text).strip(), answer.model or model
+        prediction, model = strip_markers(answer.text), answer.model or model
         found = item.gold_passage in {c.document_id for c in chunks}
         context_hits += int(found and not item.is_impossible)
         records.append(AnswerRecord(item.question_id, prediction, item.answers,

@@ -93,13 +93,15 @@ def index_corpus(
     for gone in sorted(set(manifest["docs"]) - set(corpus)):
         pipeline.store.delete_document(gone)
         del manifest["docs"][gone]
-    embedded = _warm_cache(pipeline, [corpus[d] for d in todo], progress)
+    chunked = {d: pipeline.chunk(d, document_text(corpus[d])) for d in todo}
+    embedded = _warm_cache(pipeline, [c.text for chunks in chunked.values() for c in chunks],
+                           progress)
     for n, doc_id in enumerate(tqdm(todo, desc="indexing", unit="doc", disable=not progress)):
         doc = corpus[doc_id]
         meta = DocumentMeta(document_id=doc_id, title=(doc.title or doc_id)[:500],
                             source=source, content_type="text/plain")
-        chunks = pipeline.index_text(meta, document_text(doc))
-        manifest["docs"][doc_id] = [fingerprints[doc_id], chunks]
+        count = pipeline.index_chunks(meta, chunked.pop(doc_id))
+        manifest["docs"][doc_id] = [fingerprints[doc_id], count]
         if (n + 1) % _SAVE_EVERY == 0:
             _save_manifest(manifest_path, manifest)
     _save_manifest(manifest_path, manifest)
@@ -112,12 +114,11 @@ def index_corpus(
     )
 
 
-def _warm_cache(pipeline: IndexingPipeline, docs: list[CorpusDoc], progress: bool) -> int:
-    """Embed the chunks of `docs` in large batches ahead of indexing; returns misses."""
+def _warm_cache(pipeline: IndexingPipeline, texts: list[str], progress: bool) -> int:
+    """Embed chunk texts in large batches ahead of indexing; returns the cache misses."""
     cache = pipeline.embeddings
-    if not isinstance(cache, CachedEmbeddings) or not docs:
+    if not isinstance(cache, CachedEmbeddings) or not texts:
         return 0
-    texts = [c.text for doc in docs for c in pipeline.chunk(doc.doc_id, document_text(doc))]
     before = cache.misses
     bar = tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress)
     for start in range(0, len(texts), _EMBED_BATCH):

@@ -8,7 +8,7 @@ from itertools import islice
 from tqdm import tqdm
 
 from mlops.evaluate_rag.context import EvalContext
-from mlops.evaluate_rag.metrics import Run, best_per_document, evaluate
+from mlops.evaluate_rag.metrics import Run, best_per_document, evaluate, rank
 
 # Chunks fetched per ranked document: a long document's several chunks must not crowd
 # other documents out of the top_k.
@@ -30,8 +30,7 @@ def rank_documents(
             text, top_k=top_k * CHUNKS_PER_DOCUMENT, mode=mode, rerank=rerank
         )
         scores = best_per_document((c.document_id, c.score) for c in result.chunks)
-        best = sorted(scores.items(), key=lambda item: -item[1])[:top_k]
-        run[qid] = dict(best)
+        run[qid] = {doc: scores[doc] for doc in rank(scores)[:top_k]}
     return run, time.perf_counter() - started
 
 

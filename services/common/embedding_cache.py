@@ -33,8 +33,7 @@ class CachedEmbeddings(EmbeddingProvider):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(_SCHEMA)
             self._conn.commit()
-        self.hits = 0
-        self.misses = 0
+        self.misses = 0  # texts the wrapped model had to embed
 
     @property
     def model_name(self) -> str:
@@ -50,10 +49,6 @@ class CachedEmbeddings(EmbeddingProvider):
 
     def count_tokens(self, text: str) -> int:
         return self._inner.count_tokens(text)
-
-    def cached_count(self, texts: Sequence[str]) -> int:
-        """How many of `texts` already have a cached vector."""
-        return len(self._lookup([self._key(t) for t in texts]))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         dim = self.dimension
@@ -73,7 +68,6 @@ class CachedEmbeddings(EmbeddingProvider):
                 )
                 self._conn.commit()
             found.update(new)
-        self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if not keys:
             return np.zeros((0, dim), dtype=np.float32)

@@ -7,12 +7,20 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from ragchat.common.v1 import common_pb2
+from ragchat.retrieval.v1 import retrieval_pb2
 
 from services.common.errors import InvalidArgument
 from services.common.types import HistoryTurn, ScoredChunk, SearchFilter
 
 _ROLE_TO_PB = {"user": common_pb2.ROLE_USER, "assistant": common_pb2.ROLE_ASSISTANT}
 _PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
+# Search modes by name; SEARCH_MODE_UNSPECIFIED means "the service default" and has none.
+SEARCH_MODE_TO_PB = {
+    "dense": retrieval_pb2.SEARCH_MODE_DENSE,
+    "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
+    "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID,
+}
+SEARCH_MODE_FROM_PB = {pb: name for name, pb in SEARCH_MODE_TO_PB.items()}
 
 
 def timestamp(value: datetime | None) -> Timestamp:

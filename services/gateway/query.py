@@ -14,24 +14,13 @@ from ragchat.memory.v1 import memory_pb2
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.schemas import Citation, QueryRequest, QueryResponse
-from services.gateway.search import search_request
+from services.gateway.search import chunk_view, search_request
 
 router = APIRouter(tags=["query"])
 
 
 def _citations(chunks: list[common_pb2.Chunk]) -> list[Citation]:
-    return [
-        Citation(
-            document_id=c.document_id,
-            chunk_id=c.chunk_id,
-            source=c.source,
-            title=c.title,
-            score=round(c.score, 6),
-            score_kind=c.score_kind,
-            text=c.text,
-        )
-        for c in chunks
-    ]
+    return [chunk_view(c, Citation) for c in chunks]
 
 
 async def _prepare(

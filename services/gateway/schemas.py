@@ -94,17 +94,6 @@ class SearchRequestBody(RetrievalOptions):
         return _stripped(value, "query")
 
 
-class SearchHit(BaseModel):
-    document_id: str
-    chunk_id: str
-    source: str
-    title: str
-    ordinal: int
-    score: float
-    score_kind: str
-    text: str
-
-
 class SearchResults(BaseModel):
     mode: SearchMode
     reranker: str | None = None
@@ -119,6 +108,10 @@ class Citation(BaseModel):
     score: float
     score_kind: str = ""
     text: str
+
+
+class SearchHit(Citation):
+    ordinal: int
 
 
 class QueryResponse(BaseModel):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2
 
-from services.common.protomap import timestamp
+from services.common.protomap import SEARCH_MODE_FROM_PB, SEARCH_MODE_TO_PB, timestamp
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.schemas import (
+    Citation,
     RetrievalOptions,
     SearchFilterBody,
     SearchHit,
@@ -18,13 +21,7 @@ from services.gateway.schemas import (
 )
 
 router = APIRouter(tags=["search"])
-
-_MODE_TO_PB = {
-    "dense": retrieval_pb2.SEARCH_MODE_DENSE,
-    "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
-    "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID,
-}
-_MODE_FROM_PB = {pb: name for name, pb in _MODE_TO_PB.items()}
+CitationT = TypeVar("CitationT", bound=Citation)
 
 
 def _filter_pb(body: SearchFilterBody) -> common_pb2.MetadataFilter:
@@ -38,6 +35,20 @@ def _filter_pb(body: SearchFilterBody) -> common_pb2.MetadataFilter:
     return pb
 
 
+def chunk_view(chunk: common_pb2.Chunk, view: type[CitationT]) -> CitationT:
+    """A retrieved chunk as a REST citation or search hit."""
+    return view(
+        document_id=chunk.document_id,
+        chunk_id=chunk.chunk_id,
+        source=chunk.source,
+        title=chunk.title,
+        score=round(chunk.score, 6),
+        score_kind=chunk.score_kind,
+        text=chunk.text,
+        ordinal=chunk.ordinal,  # ignored by Citation
+    )
+
+
 def search_request(
     query: str, options: RetrievalOptions, settings: GatewaySettings
 ) -> retrieval_pb2.SearchRequest:
@@ -46,7 +57,7 @@ def search_request(
         query=query, top_k=options.top_k or settings.default_top_k
     )
     if options.mode is not None:
-        request.mode = _MODE_TO_PB[options.mode]
+        request.mode = SEARCH_MODE_TO_PB[options.mode]
     if options.min_score is not None:
         request.min_score = options.min_score
     if options.rerank is not None:
@@ -65,19 +76,9 @@ async def search(body: SearchRequestBody, request: Request) -> SearchResults:
         search_request(body.query, body, settings), timeout=settings.deadline_s
     )
     return SearchResults(
-        mode=_MODE_FROM_PB.get(found.mode, "hybrid"),
+        mode=SEARCH_MODE_FROM_PB.get(found.mode, "hybrid"),
         reranker=found.reranker or None,
         results=[
-            SearchHit(
-                document_id=c.document_id,
-                chunk_id=c.chunk_id,
-                source=c.source,
-                title=c.title,
-                ordinal=c.ordinal,
-                score=round(c.score, 6),
-                score_kind=c.score_kind,
-                text=c.text,
-            )
-            for c in found.chunks
+chunk_view(c, SearchHit) for c in found.chunks
         ],
     )

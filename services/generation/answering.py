@@ -211,12 +211,17 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+def strip_markers(text: str) -> str:
+    """The text without its [n] / [n, m] citation markers."""
+    return _MARKER.sub("", text).strip()
+
+
 def _recent_turns(history: Sequence[HistoryTurn]) -> tuple[tuple[str, str], ...]:
     """The last few user/assistant turns, clipped, without their old [n] markers
     (those pointed at another prompt's sources)."""
     turns = []
     for turn in history[-MAX_HISTORY_TURNS:]:
-        text = " ".join(_MARKER.sub("", turn.content).split())
+        text = " ".join(strip_markers(turn.content).split())
         if turn.role in ("user", "assistant") and text:
             if len(text) > MAX_HISTORY_TURN_CHARS:
                 text = _clip(text, MAX_HISTORY_TURN_CHARS)

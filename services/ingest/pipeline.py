@@ -36,9 +36,12 @@ class IndexingPipeline:
 
     def index_text(self, meta: DocumentMeta, text: str) -> int:
         """Chunk, embed and store already-extracted text; returns the chunk count."""
+        return self.index_chunks(meta, self.chunk(meta.document_id, text))
+
+    def index_chunks(self, meta: DocumentMeta, chunks: list[ChunkRecord]) -> int:
+        """Embed and store the chunks `chunk` made of a document; returns their count."""
         with tracer.start_as_current_span("ingest.index_text") as span:
             span.set_attribute(ATTR_DOCUMENT_ID, meta.document_id)
-            chunks = self.chunk(meta.document_id, text)
             if not chunks:
                 raise ParseError("the document has no extractable text")
             vectors = self.embeddings.embed_documents([c.text for c in chunks])

@@ -8,16 +8,16 @@ import grpc
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from services.common.errors import InvalidArgument
-from services.common.protomap import chunk_to_pb, filter_from_pb
+from services.common.protomap import (
+    SEARCH_MODE_FROM_PB,
+    SEARCH_MODE_TO_PB,
+    chunk_to_pb,
+    filter_from_pb,
+)
 from services.retrieval.search import Retriever
 
-_MODE_FROM_PB = {
-    retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "",
-    retrieval_pb2.SEARCH_MODE_DENSE: "dense",
-    retrieval_pb2.SEARCH_MODE_KEYWORD: "keyword",
-    retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
-}
-_MODE_TO_PB = {name: pb for pb, name in _MODE_FROM_PB.items() if name}
+# The unspecified mode leaves the choice to the retriever's policy.
+_MODE_FROM_PB = {retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "", **SEARCH_MODE_FROM_PB}
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -41,7 +41,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         )
         return retrieval_pb2.SearchResponse(
             chunks=[chunk_to_pb(c) for c in result.chunks],
-            mode=_MODE_TO_PB[result.mode],
+            mode=SEARCH_MODE_TO_PB[result.mode],
             reranker=result.reranker,
         )
 
