@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.common.errors import InvalidArgument, NotFound, RagchatError, Unavailable
+from services.common.runner import abandon_running_threads
 from services.common.telemetry import (
     ATTR_CHUNK_COUNT,
     ATTR_DOCUMENT_ID,
@@ -125,6 +126,7 @@ class IndexWorker:
         """Hand an unfinished job back: visible again at once, and `queued`."""
         job_id = str(message.body.get("job_id", ""))
         logger.warning("shutting down mid-job; job %s goes back to the queue", job_id)
+        abandon_running_threads()
         try:
             self._queue.extend(message, 0)
             self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
@@ -200,14 +202,19 @@ class IndexWorker:
         message stays in the queue and comes back."""
         reason = str(exc) if isinstance(exc, RagchatError) else type(exc).__name__
         try:
+            if isinstance(exc, Unavailable):
+                # An outage, not a bad document: come back soon, and do not give up on
+                # it (outages do not count against the document).
+                logger.warning("job %s: %s; retrying in %ds", job_id, reason, RETRY_SOON_S)
+                self._queue.extend(message, RETRY_SOON_S)
+                self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
+                return
             if message.receive_count >= self._settings.max_attempts:
                 self._give_up(job_id, message, reason)
                 return
             logger.warning("job %s attempt %d failed (%s); will retry", job_id,
                            message.receive_count, reason, exc_info=True)
             self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
-            if isinstance(exc, Unavailable):
-                self._queue.extend(message, RETRY_SOON_S)
         except Exception:  # noqa: BLE001 - see docstring
             logger.warning("job %s: could not record the failure (%s); the message will be "
                            "redelivered", job_id, reason, exc_info=True)
