@@ -10,6 +10,7 @@ and on shutdown hands an unfinished job back to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,14 @@ from collections.abc import Callable
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.errors import InvalidArgument, NotFound, RagchatError, Unavailable
+from services.common.errors import (
+    DocumentDeleted,
+    DocumentSuperseded,
+    InvalidArgument,
+    NotFound,
+    RagchatError,
+    Unavailable,
+)
 from services.common.runner import abandon_running_threads
 from services.common.telemetry import (
     ATTR_CHUNK_COUNT,
@@ -155,8 +163,14 @@ class IndexWorker:
 
     def _process(self, job_id: str, message: QueueMessage, span: trace.Span) -> None:
         current = self._repo.get_or_none(job_id)
-        if current is None or current.status in ("indexed", "failed"):
+        if current is None or current.status in ("indexed", "failed", "superseded"):
             # Deleted meanwhile, or a duplicate delivery of settled work.
+            self._queue.ack(message)
+            return
+        doc = self._repo.document_or_none(current.document_id)
+        if doc is not None and current.version < doc.meta.version:
+            # A newer version was uploaded before this one was indexed: skip the parse.
+            self._repo.supersede(job_id)
             self._queue.ack(message)
             return
         limit = self._settings.max_attempts
@@ -166,11 +180,10 @@ class IndexWorker:
             self._give_up(job_id, message, "the worker stopped while indexing it")
             return
         job = self._repo.start(job_id)
-        if job is None:
+        if job is None or doc is None:
             self._queue.ack(message)
             return
         span.set_attribute(ATTR_DOCUMENT_ID, job.document_id)
-        doc = self._repo.document(job.document_id)
         kind = str(message.body.get("kind", ""))
         beat = _Heartbeat(
             self._queue, message, self._settings.visibility_timeout_s,
@@ -179,7 +192,14 @@ class IndexWorker:
         with beat:
             try:
                 data = self._blobs.get(doc.object_key)
-                count = self._pipeline.index_bytes(doc.meta, kind, data)
+                meta = dataclasses.replace(doc.meta, version=job.version)
+                count = self._pipeline.index_bytes(meta, kind, data)
+            except (DocumentSuperseded, DocumentDeleted) as exc:
+                # Settled, not failed: a newer version or a delete won the race.
+                logger.info("job %s skipped: %s", job_id, exc)
+                self._repo.supersede(job_id)
+                self._queue.ack(message)
+                return
             except (InvalidArgument, NotFound) as exc:
                 # Permanent: the file itself is bad or gone; retrying cannot help.
                 logger.info("job %s failed: %s", job_id, exc)
@@ -193,9 +213,19 @@ class IndexWorker:
                 self._repo.delete_document(job.document_id)
             except NotFound:
                 pass
+        else:
+            self._retire_versions_before(job.document_id, job.version)
         span.set_attribute(ATTR_CHUNK_COUNT, count)
         self._queue.ack(message)
         logger.info("job %s indexed %d chunks", job_id, count)
+
+    def _retire_versions_before(self, document_id: str, version: int) -> None:
+        """Delete the raw files of versions the committed one replaced."""
+        for key in self._repo.retire_versions_before(document_id, version):
+            try:
+                self._blobs.delete(key)
+            except Exception:  # noqa: BLE001 - an orphaned raw file harms no reader
+                logger.warning("could not delete raw file %s", key, exc_info=True)
 
     def _settle_failure(self, job_id: str, message: QueueMessage, exc: Exception) -> None:
         """Retry or fail a job. Bookkeeping that fails too (an outage) only logs: the
