@@ -204,3 +204,30 @@ async def test_the_worker_survives_an_outage_and_indexes_afterwards(
     finally:
         stop.set()
         await asyncio.wait_for(worker, 15)
+
+
+async def test_the_gateway_channel_does_not_retry_a_server_that_says_unavailable(
+    database: Database, pool: Pool
+) -> None:
+    """The server answered UNAVAILABLE because its database is down: retrying at once
+    cannot help, so the caller gets the error after one pool timeout, not three."""
+    from services.common.grpc_client import open_channel
+
+    running = await start_server(
+        "127.0.0.1:0", lambda s: memory_servicer.register(s, SessionStore(pool))
+    )
+    channel = open_channel(f"127.0.0.1:{running.port}")
+    memory = memory_pb2_grpc.MemoryServiceStub(channel)
+    try:
+        await memory.CreateSession(memory_pb2.CreateSessionRequest(), timeout=5)
+        database.stop()  # no probe runs here: the pool itself finds out
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await memory.CreateSession(memory_pb2.CreateSessionRequest(), timeout=10)
+        took = time.monotonic() - started
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert took < 2.0, f"{took:.1f}s: the call was retried"
+    finally:
+        database.start()
+        await channel.close()
+        await running.stop(0)
