@@ -24,9 +24,13 @@ def main() -> int:
     log = logging.getLogger("devstack")
 
     stopping = threading.Event()
+    started = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        first = not stopping.is_set()
         stopping.set()
+        if first and not started.is_set():
+            raise KeyboardInterrupt  # interrupts start-up; a second signal waits for the stop
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -35,6 +39,11 @@ def main() -> int:
              "(models load first)...")
     try:
         stack.start()
+        started.set()
+    except KeyboardInterrupt:
+        stack.stop()  # start() has stopped what it started, unless it had just returned
+        log.info("stopped during start-up")
+        return 0
     except Exception as exc:  # noqa: BLE001 - reported, then exit non-zero
         log.error("start-up failed: %s", exc)
         return 1
