@@ -41,9 +41,9 @@ class StackConfig:
     log_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     startup_timeout_s: float = 240.0
-    # The SQS worker in its own process (`python -m <worker_module>`), as in ECS.
+    # The SQS worker in its own process (`python -m services.ingest.worker`), as in ECS;
+    # False runs it inside the ingest service instead.
     separate_worker: bool = True
-    worker_module: str = "services.ingest.worker"
     # Restart children that die (in a background thread started by Stack.start()).
     supervise: bool = True
     # How often the bucket, queue and DLQ are checked and re-created if missing.
@@ -114,6 +114,8 @@ class Stack:
         }
         for name, port in ports.items():
             env[f"RAGCHAT_{name.upper().replace('-', '_')}_TARGET"] = f"127.0.0.1:{port}"
+        if not cfg.separate_worker:
+            env["RAGCHAT_INGEST_WORKER_TARGET"] = ""  # the gateway checks no worker process
         return {**os.environ, **env, **cfg.env}
 
     def start(self) -> None:
@@ -158,7 +160,7 @@ class Stack:
             out.append((name, f"services.{name}", extra))
         if self.config.separate_worker:
             listen = {"RAGCHAT_LISTEN": f"127.0.0.1:{ports[WORKER]}"}
-            out.append((WORKER, self.config.worker_module, listen))
+            out.append((WORKER, "services.ingest.worker", listen))
         out.append(("gateway", "services.gateway", {}))
         return out
 

@@ -105,6 +105,8 @@ def test_deleted_bucket_and_queues_are_recreated(chaos: RunningStack) -> None:
         return BUCKET in buckets and {stack.queues.url, stack.queues.dlq_url} <= set(urls)
 
     _wait(back, 15, "bucket and queues re-created")
+    # The services notice on their next dependency probe; until then uploads get 503.
+    _wait(lambda: _healthy(chaos), 30, "/health back to 200")
     resp = chaos.upload("after-recreate.txt", b"The Normans gave their name to Normandy.")
     assert resp.status_code == 202, resp.text
     assert chaos.wait_job(resp.json()["job_id"], timeout=120)["status"] == "indexed"
