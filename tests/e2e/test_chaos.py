@@ -173,9 +173,10 @@ def test_crashes_while_indexing_lose_nothing_silently(chaos: RunningStack) -> No
     stack = chaos.stack
     assert stack.postgres is not None and stack.moto is not None
     dsn = stack.postgres.dsn  # the same port after every restart
-    paragraphs = read_jsonl(NORMANS / "corpus.jsonl")
+    paragraphs = read_jsonl(NORMANS / "corpus.jsonl")  # the whole article: 39 paragraphs
     before, during_pg, during_moto, after = (
-        paragraphs[0:14], paragraphs[14:28], paragraphs[28:36], paragraphs[36:46])
+        paragraphs[0:12], paragraphs[12:24], paragraphs[24:31], paragraphs[31:])
+    assert len(after) >= 5
     started = time.monotonic()
 
     # 1. The worker is SIGKILLed mid-indexing, then again while it loads its model.
