@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.common.settings import AwsSettings, EmbeddingSettings
+from services.ingest.parsing import ParseLimits
 
 DEFAULT_PORT = 50053
 
@@ -23,7 +24,19 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     max_attempts: int = Field(default=5, ge=1)
     # Jobs queued or processing for longer than this are re-queued (lost messages).
     stale_job_after_s: float = 900.0
+    # Parse limits: a document past one fails its job with a reason naming the setting.
+    max_pages: int = Field(default=2000, ge=1)  # PDF pages, PPTX slides
+    max_decompressed_mb: float = Field(default=200.0, gt=0)  # DOCX/PPTX/XLSX unzipped
+    parse_timeout_s: float = Field(default=120.0, gt=0)
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_decompressed_bytes=int(self.max_decompressed_mb * 1024 * 1024),
+            timeout_s=self.parse_timeout_s,
+        )
