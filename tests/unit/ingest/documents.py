@@ -92,3 +92,14 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def with_member(document: bytes, name: str, data: bytes) -> bytes:
+    """The OOXML package with one more (highly compressible) member."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(document)) as source, \
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr(name, data)
+    return buffer.getvalue()

@@ -11,20 +11,15 @@ import pytest
 
 from services.ingest.config import IngestSettings
 from services.ingest.parsing import ParseError, ParseLimits, parse_document
-from tests.unit.ingest.documents import docx_bytes, pdf_bytes, pptx_bytes, xlsx_bytes
+from tests.unit.ingest.documents import (
+    docx_bytes,
+    pdf_bytes,
+    pptx_bytes,
+    with_member,
+    xlsx_bytes,
+)
 
 MB = 1024 * 1024
-
-
-def _with_member(document: bytes, name: str, data: bytes) -> bytes:
-    """The OOXML package with one more (highly compressible) member."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(document)) as source, \
-            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            target.writestr(info, source.read(info))
-        target.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _understate_size(archive: bytes, name: str, size: int) -> bytes:
@@ -55,7 +50,7 @@ def test_a_presentation_over_the_page_limit_is_refused() -> None:
     ("kind", "make"), [("docx", docx_bytes), ("pptx", pptx_bytes), ("xlsx", xlsx_bytes)]
 )
 def test_a_zip_bomb_is_refused_by_its_declared_size(kind: str, make: Callable[[], bytes]) -> None:
-    bomb = _with_member(make(), "customXml/padding.xml", b"\0" * (8 * MB))
+    bomb = with_member(make(), "customXml/padding.xml", b"\0" * (8 * MB))
     assert len(bomb) < 200_000  # tiny upload, 8 MB once inflated
     with pytest.raises(ParseError, match="more than 4 MB .*RAGCHAT_MAX_DECOMPRESSED_MB"):
         parse_document(kind, bomb, ParseLimits(max_decompressed_bytes=4 * MB))
@@ -63,7 +58,7 @@ def test_a_zip_bomb_is_refused_by_its_declared_size(kind: str, make: Callable[[]
 
 
 def test_a_zip_bomb_lying_about_its_size_is_refused_while_reading() -> None:
-    bomb = _with_member(docx_bytes(), "customXml/padding.xml", b"\0" * (8 * MB))
+    bomb = with_member(docx_bytes(), "customXml/padding.xml", b"\0" * (8 * MB))
     liar = _understate_size(bomb, "customXml/padding.xml", 100)
     with zipfile.ZipFile(io.BytesIO(liar)) as archive:
         assert sum(i.file_size for i in archive.infolist()) < 4 * MB  # passes the declared check
