@@ -134,3 +134,21 @@ def test_bytes_win_over_a_misleading_name() -> None:
 def test_a_binary_type_whose_bytes_disagree_is_refused(filename: str, data: bytes) -> None:
     with pytest.raises(Unsupported, match="content does not match"):
         detect_kind(filename, None, data)
+
+
+def test_upload_validation_accepts_the_new_types_and_checks_their_bytes() -> None:
+    from services.common.errors import InvalidArgument, TooLarge
+    from services.common.uploads import validate_upload
+
+    data = docx_bytes()
+    assert validate_upload("handbook.docx", "", len(data), 10**7, data) == "docx"
+    assert validate_upload("sheet.xlsx", "", 10, 10**7) == "xlsx"  # name only: no bytes
+    assert validate_upload("rows.csv", "text/csv", 10, 10**7, b"a,b\n1,2\n") == "csv"
+    with pytest.raises(Unsupported):
+        validate_upload("handbook.docx", "", 5, 10**7, b"hello")
+    with pytest.raises(Unsupported):
+        validate_upload("movie.mp4", "", 10**8, 10**7)  # 415 before 413
+    with pytest.raises(TooLarge):
+        validate_upload("huge.pptx", "", 10**8, 10**7)
+    with pytest.raises(InvalidArgument):
+        validate_upload("empty.json", "", 0, 10**7, b"")
