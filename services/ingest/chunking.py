@@ -127,6 +127,10 @@ class TokenChunker:
             return
         header = "\n".join(lines[:2])
         head_tokens = self._count(header)
+        if 2 * head_tokens > self.chunk_tokens or 2 * len(header) > self.max_chars:
+            # So wide that repeating the header would crowd out the rows: plain lines.
+            yield from self._prose_units(whole, next(paras), word_counts)
+            return
         group: list[str] = []
         tokens, chars = head_tokens, len(header)
         for row in lines[2:]:

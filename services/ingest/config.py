@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.common.settings import AwsSettings, EmbeddingSettings
-from services.ingest.parsing import ParseLimits
+from services.ingest.parsers.base import ParseLimits
 
 DEFAULT_PORT = 50053
 

@@ -210,3 +210,11 @@ def test_chunks_of_sections_carry_their_page_and_heading(tokenizer) -> None:
     assert places[-1] == (None, "Benefits > Leave") and _table(3) in records[-1].text
     assert "Short page." in records[places.index((2, ""))].text
     assert not any("Short page." in r.text for r in records if r.page != 2)
+
+
+def test_a_table_too_wide_for_its_header_to_repeat_is_chunked_as_lines(tokenizer) -> None:
+    table = _table(20, cols=30)
+    chunks = TokenChunker(tokenizer, 64, 8).split(table)
+    assert all(_tokens(tokenizer, c) <= 64 for c in chunks)
+    assert sum(c.count("Column 0") for c in chunks) <= 2  # the header is not repeated
+    assert "r19 value 29" in chunks[-1]
