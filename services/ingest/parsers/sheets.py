@@ -112,13 +112,14 @@ def _scalar(value: Any) -> str:
 
 
 def _flatten(value: Any, path: str) -> Iterator[str]:
-    """Paragraphs of `path: value` lines; lists of flat objects become tables."""
+    """Paragraphs of `a > b[0]: value` lines; lists of flat objects become tables."""
     if _is_records(value):
         # Blank lines around it keep the table a paragraph of its own.
         yield (f"\n{path}:\n\n" if path else "\n") + _records_table(value) + "\n"
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _flatten(item, f"{path}.{key}" if path else str(key))
+            # " > ", not ".": full-text search reads "a.b" as one host-name-like token.
+            yield from _flatten(item, f"{path} > {key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _flatten(item, f"{path}[{index}]")

@@ -55,7 +55,7 @@ def test_json_records_become_tables_and_other_values_key_paths() -> None:
             b' "tags": ["a", "b"], "active": true}')
     parsed = parse_document("json", data)
     assert [(s.heading, s.text) for s in parsed.sections] == [
-        ("company", "company.name: Acme\n\ncompany.staff:\n\n"
+        ("company", "company > name: Acme\n\ncompany > staff:\n\n"
                     "| name | age |\n| --- | --- |\n| Ann | 31 |\n| Bo |  |"),
         ("tags", "tags[0]: a\ntags[1]: b"),
         ("active", "active: true"),
