@@ -72,6 +72,9 @@ ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector
     GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv_length int
     GENERATED ALWAYS AS (ragchat_tsv_length(to_tsvector('english', text))) STORED;
+-- Where in its document a chunk came from: page (1-based) and heading path.
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS page int;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS heading text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin_idx ON chunks USING gin (tsv);
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
     ON chunks USING hnsw (embedding vector_cosine_ops);

@@ -44,6 +44,8 @@ def chunk_to_pb(chunk: ScoredChunk) -> common_pb2.Chunk:
         score=chunk.score,
         score_kind=chunk.score_kind,
         ordinal=chunk.ordinal,
+        page=chunk.page or 0,
+        heading_path=chunk.heading,
     )
 
 
@@ -57,6 +59,8 @@ def chunk_from_pb(pb: common_pb2.Chunk) -> ScoredChunk:
         ordinal=pb.ordinal,
         score=pb.score,
         score_kind=pb.score_kind or "dense",
+        page=pb.page or None,
+        heading=pb.heading_path,
     )
 
 

@@ -22,12 +22,18 @@ class DocumentMeta:
 
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A chunk as written by the ingest worker."""
+    """A chunk as written by the ingest worker.
+
+    `page` is 1-based (PDF page, PPTX slide) or None; `heading` is the heading path
+    of the section it came from ("Benefits > Leave", a sheet name) or "".
+    """
 
     chunk_id: str
     document_id: str
     ordinal: int
     text: str
+    page: int | None = None
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class ScoredChunk:
     ordinal: int
     score: float
     score_kind: str = "dense"
+    page: int | None = None
+    heading: str = ""
 
 
 @dataclass(frozen=True)

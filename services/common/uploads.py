@@ -6,17 +6,22 @@ from services.common.errors import InvalidArgument, TooLarge
 from services.common.filetypes import detect_kind
 
 
-def validate_upload(filename: str, content_type: str, size: int, max_bytes: int) -> str:
-    """Check an upload before storing anything; returns its kind (text, pdf, ...).
+def validate_upload(
+    filename: str, content_type: str, size: int, max_bytes: int, data: bytes | None = None
+) -> str:
+    """Check an upload before storing anything; returns its kind (text, pdf, docx, ...).
 
-    Raises Unsupported for an unknown type, TooLarge over the limit, and
-    InvalidArgument for a missing name or an empty file.
+    With `data` (the file's bytes) the content decides the kind where it can (PDF and
+    Office files) and a .pdf/.docx/.pptx/.xlsx whose bytes are something else is
+    refused. Raises Unsupported for an unknown or mismatched type, TooLarge over the
+    limit, and InvalidArgument for a missing name or an empty file.
     """
     if not filename.strip():
         raise InvalidArgument("a file name is required")
-    kind = detect_kind(filename, content_type)
     if size > max_bytes:
+        detect_kind(filename, content_type)  # an unknown type is still a 415, not a 413
         raise TooLarge(f"file is {size} bytes; the limit is {max_bytes} bytes")
     if size == 0:
+        detect_kind(filename, content_type)
         raise InvalidArgument("the file is empty")
-    return kind
+    return detect_kind(filename, content_type, data)

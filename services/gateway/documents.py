@@ -53,7 +53,7 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
 @router.post("/upload", status_code=202, response_model=UploadAccepted)
 async def upload(
     request: Request,
-    file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file")],
+    file: Annotated[UploadFile, File(description="A .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .csv or .json file")],
     tags: Annotated[str, Form(description="Comma-separated tags")] = "",
     title: Annotated[str, Form(description="Optional title; defaults to the file name")] = "",
     document_key: Annotated[str, Form(
@@ -72,7 +72,7 @@ async def upload(
     content_type = file.content_type or ""
     data = await _read_limited(file, settings.max_upload_bytes)
     try:
-        validate_upload(filename, content_type, len(data), settings.max_upload_bytes)
+        validate_upload(filename, content_type, len(data), settings.max_upload_bytes, data)
     except TooLarge as exc:
         raise UploadRejected(413, "too_large", str(exc)) from exc
     except Unsupported as exc:

@@ -130,6 +130,8 @@ class Citation(BaseModel):
     score: float
     score_kind: str = ""
     text: str
+    page: int | None = Field(default=None, description="page (PDF) or slide (PPTX), from 1")
+    heading: str = Field(default="", description='heading path, e.g. "Benefits > Leave"')
 
 
 class SearchHit(Citation):

@@ -45,6 +45,8 @@ def chunk_view(chunk: common_pb2.Chunk, view: type[CitationT]) -> CitationT:
         score=round(chunk.score, 6),
         score_kind=chunk.score_kind,
         text=chunk.text,
+        page=chunk.page or None,
+        heading=chunk.heading_path,
         ordinal=chunk.ordinal,  # ignored by Citation
     )
 

@@ -71,7 +71,7 @@ def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Backgroun
     chunker = TokenChunker.for_embeddings(
         embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
     )
-    pipeline = IndexingPipeline(embeddings, chunker, parts.store)
+    pipeline = IndexingPipeline(embeddings, chunker, parts.store, settings.parse_limits)
     worker = IndexWorker(
         parts.repo, parts.blobs, parts.queue, pipeline, settings, ready=parts.ready
     )

@@ -1,18 +1,26 @@
-"""Token-aware splitting of document text into overlapping chunks for embedding."""
+"""Token-aware splitting of document text into overlapping chunks for embedding.
+
+Markdown tables are kept whole in one chunk when they fit; a larger one is cut into
+row groups that each repeat the header row. Sections (pages, heading paths) are
+chunked one by one, so every chunk knows where it came from.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from services.common.embeddings import EmbeddingProvider, TokenCounter, hf_token_counter
+from services.common.types import ChunkRecord
+from services.ingest.parsers.base import Section
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TokenChunker", "TokenCounter", "hf_token_counter"]
+__all__ = ["TokenChunker", "TokenCounter", "chunk_sections", "hf_token_counter"]
 
 # Characters per token above which text is surely degenerate (base64, hex dumps...).
 # Some tokenizers count such text as very few tokens ([UNK]); this caps chunk size anyway.
@@ -21,6 +29,7 @@ CHARS_PER_TOKEN_CAP = 10
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+")
 _PARA_SEP = "\n\n"
+_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +96,66 @@ class TokenChunker:
 
     def _units(self, text: str) -> Iterator[_Unit]:
         word_counts: dict[str, int] = {}  # words repeat a lot; count each once per text
-        for para, paragraph in enumerate(p for p in _PARAGRAPH_BREAK.split(text) if p.strip()):
-            sep = _PARA_SEP
-            for line in paragraph.split("\n"):
-                for sentence in _SENTENCE_BREAK.split(line):
-                    sentence = sentence.strip()
-                    if not sentence:
-                        continue
-                    for piece, tokens, piece_sep in self._fit(sentence, word_counts):
-                        yield _Unit(piece, tokens, sep or piece_sep, para)
-                        sep = ""
-                    sep = " "
-                sep = sep if sep == _PARA_SEP else "\n"
+        paras = itertools.count()
+        for paragraph in (p for p in _PARAGRAPH_BREAK.split(text) if p.strip()):
+            lines = [line.strip() for line in paragraph.strip().split("\n")]
+            if _is_table(lines):
+                yield from self._table_units(lines, paras, word_counts)
+            else:
+                yield from self._prose_units(paragraph, next(paras), word_counts)
+
+    def _prose_units(self, paragraph: str, para: int, word_counts: dict[str, int]
+                     ) -> Iterator[_Unit]:
+        sep = _PARA_SEP
+        for line in paragraph.split("\n"):
+            for sentence in _SENTENCE_BREAK.split(line):
+                sentence = sentence.strip()
+                if not sentence:
+                    continue
+                for piece, tokens, piece_sep in self._fit(sentence, word_counts):
+                    yield _Unit(piece, tokens, sep or piece_sep, para)
+                    sep = ""
+                sep = " "
+            sep = sep if sep == _PARA_SEP else "\n"
+
+    def _table_units(self, lines: list[str], paras: Iterator[int],
+                     word_counts: dict[str, int]) -> Iterator[_Unit]:
+        """A table as one unit if it fits, else row groups each led by the header rows."""
+        whole = "\n".join(lines)
+        if len(whole) <= self.max_chars and self._count(whole) <= self.chunk_tokens:
+            yield _Unit(whole, self._count(whole), _PARA_SEP, next(paras))
+            return
+        header = "\n".join(lines[:2])
+        head_tokens = self._count(header)
+        if 2 * head_tokens > self.chunk_tokens or 2 * len(header) > self.max_chars:
+            # So wide that repeating the header would crowd out the rows: plain lines.
+            yield from self._prose_units(whole, next(paras), word_counts)
+            return
+        group: list[str] = []
+        tokens, chars = head_tokens, len(header)
+        for row in lines[2:]:
+            row_tokens = self._count(row)
+            if group and not self._fits(tokens + row_tokens, chars + len(row) + 1):
+                yield from self._row_group(header, group, paras, word_counts)
+                group, tokens, chars = [], head_tokens, len(header)
+            group.append(row)
+            tokens, chars = tokens + row_tokens, chars + len(row) + 1
+        if group:
+            yield from self._row_group(header, group, paras, word_counts)
+
+    def _row_group(self, header: str, rows: list[str], paras: Iterator[int],
+                   word_counts: dict[str, int]) -> Iterator[_Unit]:
+        """Rows under the header as one unit, re-counted (tokenizers need not be additive)."""
+        text = "\n".join([header, *rows])
+        tokens = self._count(text)
+        if self._fits(tokens, len(text)):
+            yield _Unit(text, tokens, _PARA_SEP, next(paras))
+        elif len(rows) > 1:
+            half = len(rows) // 2
+            yield from self._row_group(header, rows[:half], paras, word_counts)
+            yield from self._row_group(header, rows[half:], paras, word_counts)
+        else:  # one row too big for a chunk even alone: split it like prose
+            yield from self._prose_units(text, next(paras), word_counts)
 
     def _fit(self, sentence: str, word_counts: dict[str, int]) -> Iterator[tuple[str, int, str]]:
         """(text, tokens, separator) pieces of a sentence: whole, else words, else characters."""
@@ -195,6 +252,26 @@ class TokenChunker:
             budget -= unit.tokens
         carried.reverse()
         return carried
+
+
+def _is_table(lines: list[str]) -> bool:
+    """A Markdown table: a header row with pipes, then a delimiter row like | --- |."""
+    return (len(lines) >= 2 and "|" in lines[0] and "|" in lines[1]
+            and _TABLE_DELIMITER.match(lines[1]) is not None)
+
+
+def chunk_sections(
+    chunker: TokenChunker, document_id: str, sections: Iterable[Section]
+) -> list[ChunkRecord]:
+    """Chunks of each section in turn, numbered from 0, carrying its page and heading."""
+    records: list[ChunkRecord] = []
+    for section in sections:
+        for text in chunker.split(section.text):
+            ordinal = len(records)
+            records.append(ChunkRecord(chunk_id=f"{document_id}:{ordinal}",
+                                       document_id=document_id, ordinal=ordinal, text=text,
+                                       page=section.page, heading=section.heading))
+    return records
 
 
 def _join(units: list[_Unit]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.common.settings import AwsSettings, EmbeddingSettings
+from services.ingest.parsers.base import ParseLimits
 
 DEFAULT_PORT = 50053
 WORKER_PORT = 50055  # `python -m services.ingest.worker`: gRPC health only
@@ -25,7 +26,19 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     # Jobs queued or processing, untouched for this long, are re-queued (lost messages);
     # the worker's heartbeat keeps a running job's row fresh.
     stale_job_after_s: float = Field(default=900.0, gt=0)
+    # Parse limits: a document past one fails its job with a reason naming the setting.
+    max_pages: int = Field(default=2000, ge=1)  # PDF pages, PPTX slides
+    max_decompressed_mb: float = Field(default=200.0, gt=0)  # DOCX/PPTX/XLSX unzipped
+    parse_timeout_s: float = Field(default=120.0, gt=0)
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_decompressed_bytes=int(self.max_decompressed_mb * 1024 * 1024),
+            timeout_s=self.parse_timeout_s,
+        )

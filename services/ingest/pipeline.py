@@ -10,8 +10,8 @@ from services.common.embeddings import EmbeddingProvider
 from services.common.telemetry import ATTR_CHUNK_COUNT, ATTR_DOCUMENT_ID
 from services.common.types import ChunkRecord, DocumentMeta
 from services.common.vectorstore.base import VectorStore
-from services.ingest.chunking import TokenChunker
-from services.ingest.parsing import ParseError, parse_document
+from services.ingest.chunking import TokenChunker, chunk_sections
+from services.ingest.parsing import ParseError, ParseLimits, parse_document
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -21,11 +21,16 @@ class IndexingPipeline:
     """Turns raw bytes into searchable chunks of one document, atomically."""
 
     def __init__(
-        self, embeddings: EmbeddingProvider, chunker: TokenChunker, store: VectorStore
+        self,
+        embeddings: EmbeddingProvider,
+        chunker: TokenChunker,
+        store: VectorStore,
+        limits: ParseLimits | None = None,
     ) -> None:
         self.embeddings = embeddings
         self.chunker = chunker
         self.store = store
+        self.limits = limits or ParseLimits()
 
     def chunk(self, document_id: str, text: str) -> list[ChunkRecord]:
         pieces = self.chunker.split(text)
@@ -50,6 +55,7 @@ class IndexingPipeline:
         return len(chunks)
 
     def index_bytes(self, meta: DocumentMeta, kind: str, data: bytes) -> int:
-        """Parse raw bytes of the given kind, then index them."""
-        parsed = parse_document(kind, data)
-        return self.index_text(meta, parsed.text)
+        """Parse raw bytes of the given kind (within the limits), then index them."""
+        parsed = parse_document(kind, data, self.limits)
+        return self.index_chunks(meta, chunk_sections(self.chunker, meta.document_id,
+                                                      parsed.sections))

@@ -68,7 +68,7 @@ class Submissions:
         A retry with the same `request_id` returns the original outcome; the same
         request_id with a different request raises Conflict.
         """
-        kind = validate_upload(filename, content_type, len(data), self._max_bytes)
+        kind = validate_upload(filename, content_type, len(data), self._max_bytes, data)
         clean_tags = tuple(sorted({t.strip() for t in tags if t.strip()}))
         if len(clean_tags) > MAX_TAGS:
             raise InvalidArgument(f"at most {MAX_TAGS} tags are allowed")

@@ -68,6 +68,19 @@ def test_results_come_best_first_with_cosine_scores(filled: VectorStore) -> None
         "A", "Alpha", "a.md", "text of A0", 0, "dense")
 
 
+def test_page_and_heading_come_back_from_every_search(store: VectorStore) -> None:
+    chunks = [ChunkRecord("P0", "A", 0, "leave policy on page three", page=3),
+              ChunkRecord("P1", "A", 1, "leave days table", heading="Benefits > Leave"),
+              ChunkRecord("P2", "A", 2, "leave without a place")]
+    store.replace_document(DOC_A, chunks, np.stack([E0, E0 + E1, E1]))
+    expected = {"P0": (3, ""), "P1": (None, "Benefits > Leave"), "P2": (None, "")}
+    dense = {r.chunk_id: (r.page, r.heading) for r in store.search(E0, 3, -1.0)}
+    keyword = {r.chunk_id: (r.page, r.heading) for r in store.keyword_search("leave", 3)}
+    filtered = store.search(E0, 3, -1.0, SearchFilter(document_ids=("A",)))
+    assert dense == keyword == expected
+    assert {r.chunk_id: (r.page, r.heading) for r in filtered} == expected
+
+
 def test_min_score_and_top_k_limit_results(filled: VectorStore) -> None:
     assert ids(filled, min_score=0.5) == ["A0", "C1", "A1"]
     assert ids(filled, top_k=2) == ["A0", "C1"]

@@ -2,8 +2,9 @@
 
 Each chunk carries its document's metadata: document_id, ordinal, title, source,
 content_type, created_at (epoch seconds) and tags (a list; left out when empty, since
-Chroma rejects empty lists). Filters become Chroma `where` clauses with the same meaning
-as in PostgreSQL; tags use `$contains` on the list, one clause per tag (ALL must match).
+Chroma rejects empty lists), and its own place: heading and page (left out when unknown).
+Filters become Chroma `where` clauses with the same meaning as in PostgreSQL; tags use
+`$contains` on the list, one clause per tag (ALL must match).
 
 Keyword (BM25) search uses an SQLite FTS5 index in `<path>/keyword.sqlite3`
 (chroma_keyword.py), written after Chroma by replace_document and delete_document and
@@ -77,7 +78,7 @@ class ChromaVectorStore(VectorStore):
                         ids=new_ids[start:start + self._batch],
                         embeddings=matrix[start:start + self._batch],
                         documents=[c.text for c in part],
-                        metadatas=[{**meta, "ordinal": c.ordinal} for c in part],
+                        metadatas=[_chunk_metadata(meta, c) for c in part],
                     )
             stale = sorted(set(old["ids"]) - set(new_ids))
             for start in range(0, len(stale), self._batch):
@@ -191,9 +192,20 @@ def to_where(flt: SearchFilter) -> dict[str, Any] | None:
 
 def _scored(chunk_id: str, text: str | None, meta: Any, score: float, kind: str) -> ScoredChunk:
     """A search hit from Chroma's stored text and chunk metadata."""
+    page = meta.get("page")
     return ScoredChunk(chunk_id=chunk_id, document_id=str(meta["document_id"]),
                        title=str(meta["title"]), source=str(meta["source"]), text=text or "",
-                       ordinal=int(meta["ordinal"]), score=score, score_kind=kind)
+                       ordinal=int(meta["ordinal"]), score=score, score_kind=kind,
+                       page=int(page) if page is not None else None,
+                       heading=str(meta.get("heading") or ""))
+
+
+def _chunk_metadata(doc_meta: dict[str, Any], chunk: ChunkRecord) -> dict[str, Any]:
+    """The document's metadata plus the chunk's place in it (page left out when unknown)."""
+    meta = {**doc_meta, "ordinal": chunk.ordinal, "heading": chunk.heading}
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    return meta
 
 
 def _document_metadata(doc: DocumentMeta, created_at: float) -> dict[str, Any]:

@@ -41,14 +41,17 @@ ON CONFLICT (document_id) DO UPDATE SET
 """
 
 _COPY_CHUNKS = (
-    "COPY chunks (chunk_id, document_id, ordinal, text, embedding) FROM STDIN (FORMAT BINARY)"
+    "COPY chunks (chunk_id, document_id, ordinal, text, page, heading, embedding)"
+    " FROM STDIN (FORMAT BINARY)"
 )
 
 # Approximate: the HNSW index answers ORDER BY distance LIMIT k.
 _ANN_SEARCH = """
-SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.distance
+SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading,
+       c.distance
 FROM (
-    SELECT chunk_id, document_id, text, ordinal, embedding <=> %(q)s AS distance
+    SELECT chunk_id, document_id, text, ordinal, page, heading,
+           embedding <=> %(q)s AS distance
     FROM chunks ORDER BY embedding <=> %(q)s LIMIT %(k)s
 ) c JOIN documents d ON d.document_id = c.document_id
 ORDER BY c.distance
@@ -58,12 +61,12 @@ ORDER BY c.distance
 # post-filtering could return fewer than k of the matching chunks.
 _EXACT_SEARCH = """
 WITH hits AS MATERIALIZED (
-    SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal,
+    SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading,
            c.embedding <=> %(q)s AS distance
     FROM chunks c JOIN documents d ON d.document_id = c.document_id
     WHERE {conditions}
 )
-SELECT chunk_id, document_id, title, source, text, ordinal, distance
+SELECT chunk_id, document_id, title, source, text, ordinal, page, heading, distance
 FROM hits ORDER BY distance LIMIT %(k)s
 """
 
@@ -102,7 +105,8 @@ WITH terms AS (
     ORDER BY score DESC, h.chunk_id
     LIMIT %(k)s
 )
-SELECT s.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, s.score
+SELECT s.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading,
+       s.score
 FROM scored s
 JOIN chunks c ON c.chunk_id = s.chunk_id
 JOIN documents d ON d.document_id = c.document_id
@@ -149,12 +153,10 @@ class PgVectorStore(VectorStore):
             ).rowcount
             try:
                 with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-                    copy.set_types(["text", "text", "int4", "text", "vector"])
+                    copy.set_types(["text", "text", "int4", "text", "int4", "text", "vector"])
                     for chunk, vector in zip(chunks, matrix, strict=True):
-                        copy.write_row(
-                            (chunk.chunk_id, chunk.document_id, chunk.ordinal, chunk.text,
-                             vector)
-                        )
+                        copy.write_row((chunk.chunk_id, chunk.document_id, chunk.ordinal,
+                                        chunk.text, chunk.page, chunk.heading, vector))
             except pg_errors.ForeignKeyViolation as exc:
                 raise DocumentDeleted(f"document {doc.document_id!r} was deleted") from exc
         logger.debug("document %s: replaced %d chunks with %d", doc.document_id, removed,
@@ -186,15 +188,11 @@ class PgVectorStore(VectorStore):
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
                 rows = conn.execute(_ANN_SEARCH, params).fetchall()
         results = []
-        for chunk_id, document_id, title, source, text, ordinal, distance in rows:
+        for *columns, distance in rows:
             score = 1.0 - float(distance)
             if math.isnan(score) or score < min_score:
                 continue  # NaN: a zero vector has no direction
-            results.append(
-                ScoredChunk(chunk_id=chunk_id, document_id=document_id, title=title,
-                            source=source, text=text, ordinal=ordinal, score=score,
-                            score_kind="dense")
-            )
+            results.append(_scored(columns, score, "dense"))
         return results
 
     def keyword_search(
@@ -208,11 +206,7 @@ class PgVectorStore(VectorStore):
         statement = sql.SQL(_KEYWORD_SEARCH).format(conditions=conditions)
         with self._pool.connection() as conn:
             rows = conn.execute(statement, params).fetchall()
-        return [
-            ScoredChunk(chunk_id=chunk_id, document_id=document_id, title=title, source=source,
-                        text=text, ordinal=ordinal, score=float(score), score_kind="keyword")
-            for chunk_id, document_id, title, source, text, ordinal, score in rows
-        ]
+        return [_scored(columns, float(score), "keyword") for *columns, score in rows]
 
     def count_chunks(self, document_id: str | None = None) -> int:
         with self._pool.connection() as conn:
@@ -237,6 +231,14 @@ def _claim_version(conn: Connection[Any], doc: DocumentMeta) -> None:
             f"document {doc.document_id!r} version {doc.version} was superseded by "
             f"version {row[0]}"
         )
+
+
+def _scored(columns: Sequence[Any], score: float, kind: str) -> ScoredChunk:
+    """A hit from (chunk_id, document_id, title, source, text, ordinal, page, heading)."""
+    chunk_id, document_id, title, source, text, ordinal, page, heading = columns
+    return ScoredChunk(chunk_id=chunk_id, document_id=document_id, title=title, source=source,
+                       text=text, ordinal=ordinal, score=score, score_kind=kind, page=page,
+                       heading=heading)
 
 
 def _conditions(flt: SearchFilter, params: dict[str, Any]) -> sql.Composable:

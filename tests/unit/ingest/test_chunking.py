@@ -159,3 +159,62 @@ def test_for_embeddings_counts_with_the_model_and_warns_about_truncation(caplog)
     assert "exceed the 10-token input of words" in caplog.text
     chunks = chunker.split(" ".join(f"w{i}" for i in range(100)))
     assert max(len(chunk.split()) for chunk in chunks) == 20
+
+
+# --- tables and sections -----------------------------------------------------------
+
+
+def _table(rows: int, cols: int = 3) -> str:
+    header = "| " + " | ".join(f"Column {c}" for c in range(cols)) + " |"
+    lines = [header, "|" + " --- |" * cols]
+    lines += ["| " + " | ".join(f"r{r} value {c}" for c in range(cols)) + " |"
+              for r in range(rows)]
+    return "\n".join(lines)
+
+
+def test_a_table_that_fits_stays_whole_in_one_chunk(tokenizer) -> None:
+    table = _table(6)
+    assert _tokens(tokenizer, table) < 120
+    text = _prose(3, 3) + "\n\n" + table + "\n\n" + _prose(4, 3)
+    for overlap in (0, 16):
+        chunks = TokenChunker(tokenizer, 128, overlap).split(text)
+        holding = [c for c in chunks if "| r0 value 0 |" in c]
+        assert len(holding) == 1 and table in holding[0]
+        assert not [c for c in chunks if "r3 value" in c and table not in c]
+
+
+def test_a_large_table_is_split_into_row_groups_that_repeat_the_header(tokenizer) -> None:
+    table = _table(60)
+    header = "\n".join(table.split("\n")[:2])
+    chunks = TokenChunker(tokenizer, 100, 16).split(table)
+    assert len(chunks) > 3
+    rows: list[str] = []
+    for chunk in chunks:
+        assert chunk.startswith(header + "\n")
+        assert _tokens(tokenizer, chunk) <= 100
+        rows += chunk.split("\n")[2:]
+    assert rows == table.split("\n")[2:]  # every row once, in order
+
+
+def test_chunks_of_sections_carry_their_page_and_heading(tokenizer) -> None:
+    from services.ingest.chunking import chunk_sections
+    from services.ingest.parsing import Section
+
+    sections = [Section("Page one text. " * 80, page=1), Section("Short page.", page=2),
+                Section("Leave\n\n" + _table(3), heading="Benefits > Leave")]
+    records = chunk_sections(TokenChunker(tokenizer, 128, 8), "doc", sections)
+    assert [r.ordinal for r in records] == list(range(len(records)))
+    assert [r.chunk_id for r in records] == [f"doc:{i}" for i in range(len(records))]
+    places = [(r.page, r.heading) for r in records]
+    assert places[:2] == [(1, ""), (1, "")] and places.count((2, "")) == 1
+    assert places[-1] == (None, "Benefits > Leave") and _table(3) in records[-1].text
+    assert "Short page." in records[places.index((2, ""))].text
+    assert not any("Short page." in r.text for r in records if r.page != 2)
+
+
+def test_a_table_too_wide_for_its_header_to_repeat_is_chunked_as_lines(tokenizer) -> None:
+    table = _table(20, cols=30)
+    chunks = TokenChunker(tokenizer, 64, 8).split(table)
+    assert all(_tokens(tokenizer, c) <= 64 for c in chunks)
+    assert sum(c.count("Column 0") for c in chunks) <= 2  # the header is not repeated
+    assert "r19 value 29" in chunks[-1]

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from reportlab.lib import pdfencrypt
-from reportlab.pdfgen import canvas
 
 from services.common.errors import InvalidArgument, Unsupported
 from services.ingest.parsing import ParseError, parse_document
-
-
-def _pdf(pages: list[str], title: str | None = None, encrypt: object = None) -> bytes:
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, encrypt=encrypt)
-    if title:
-        pdf.setTitle(title)
-    for text in pages:
-        if text:
-            pdf.drawString(72, 720, text)
-        pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
-
+from tests.unit.ingest.documents import pdf_bytes as _pdf
 
 # --- PDF ---------------------------------------------------------------------
 
 
 def test_pdf_text_of_every_page_in_order_with_its_title() -> None:
-    data = _pdf(["Revenue grew twelve percent.", "The aurora was visible."], title="Q3 Report")
+    data = _pdf(["Revenue grew twelve percent.", "", "The aurora was visible."], title="Q3 Report")
     parsed = parse_document("pdf", data)
     assert parsed.title == "Q3 Report"
     assert parsed.text == "Revenue grew twelve percent.\n\nThe aurora was visible."
+    assert [(s.page, s.text) for s in parsed.sections] == [
+        (1, "Revenue grew twelve percent."), (3, "The aurora was visible.")]
 
 
 def test_pdf_protected_only_by_an_owner_password_is_readable() -> None:
@@ -184,7 +170,9 @@ def test_newlines_are_normalised_and_blank_runs_collapsed() -> None:
     assert parsed.title is None
 
 
-@pytest.mark.parametrize("kind", ["text", "markdown", "html", "pdf"])
+@pytest.mark.parametrize(
+    "kind", ["text", "markdown", "html", "pdf", "docx", "pptx", "xlsx", "csv", "json"]
+)
 @pytest.mark.parametrize("data", [b"", b"  \n\r\n\t  "])
 def test_empty_documents_are_a_parse_error(kind: str, data: bytes) -> None:
     with pytest.raises(ParseError):
@@ -198,4 +186,4 @@ def test_binary_data_uploaded_as_text_is_a_parse_error() -> None:
 
 def test_unknown_kind_is_unsupported() -> None:
     with pytest.raises(Unsupported):
-        parse_document("docx", b"PK\x03\x04")
+        parse_document("odt", b"PK\x03\x04")

@@ -58,6 +58,8 @@ class Chunk(_message.Message):
     SCORE_FIELD_NUMBER: _builtins.int
     SCORE_KIND_FIELD_NUMBER: _builtins.int
     ORDINAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    HEADING_PATH_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     """Stable id of the chunk: "<document_id>:<ordinal>"."""
     document_id: _builtins.str
@@ -77,6 +79,12 @@ class Chunk(_message.Message):
     """
     ordinal: _builtins.int
     """Position of the chunk inside its document, from 0."""
+    page: _builtins.int
+    """Page the chunk came from, from 1 (PDF page, PPTX slide); 0 when unknown."""
+    heading_path: _builtins.str
+    """Heading path of the section the chunk came from, e.g. "Benefits > Leave"
+    (for a spreadsheet, the sheet name); empty when it sits under no heading.
+    """
     def __init__(
         self,
         *,
@@ -88,10 +96,12 @@ class Chunk(_message.Message):
         score: _builtins.float = ...,
         score_kind: _builtins.str = ...,
         ordinal: _builtins.int = ...,
+        page: _builtins.int = ...,
+        heading_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "ordinal", b"ordinal", "score", b"score", "score_kind", b"score_kind", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "heading_path", b"heading_path", "ordinal", b"ordinal", "page", b"page", "score", b"score", "score_kind", b"score_kind", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""One parser per upload kind; services.ingest.parsing chooses between them."""
