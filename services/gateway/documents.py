@@ -24,6 +24,7 @@ from services.gateway.schemas import (
 )
 
 router = APIRouter(tags=["documents"])
+_FILE_TYPES = "A .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .csv or .json file"
 
 STATUS_NAMES = {
     ingest_pb2.JOB_STATUS_QUEUED: "queued",
@@ -53,7 +54,7 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
 @router.post("/upload", status_code=202, response_model=UploadAccepted)
 async def upload(
     request: Request,
-    file: Annotated[UploadFile, File(description="A .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .csv or .json file")],
+    file: Annotated[UploadFile, File(description=_FILE_TYPES)],
     tags: Annotated[str, Form(description="Comma-separated tags")] = "",
     title: Annotated[str, Form(description="Optional title; defaults to the file name")] = "",
     document_key: Annotated[str, Form(
