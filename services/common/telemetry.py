@@ -7,7 +7,9 @@ spans can be joined into one trace.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -26,6 +28,8 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from services.common.settings import CommonSettings
+
+logger = logging.getLogger(__name__)
 
 # Custom span attributes: all start with "ragchat." and are defined here only.
 ATTR_DOCUMENT_ID = "ragchat.document.id"
@@ -103,7 +107,26 @@ def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvid
             raise ValueError("RAGCHAT_OTEL_JSONL_PATH is required with RAGCHAT_OTEL_EXPORTER=jsonl")
         provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter(settings.otel_jsonl_path)))
     trace.set_tracer_provider(provider)
+    if exporter != "none":
+        instrument_clients()
     return provider
+
+
+def instrument_clients() -> None:
+    """Make PostgreSQL (psycopg) and AWS (botocore: S3, SQS) calls spans; idempotent.
+
+    Only libraries the image carries are instrumented (the light image has no boto3).
+    """
+    if importlib.util.find_spec("botocore") is not None:
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        instrumentor = BotocoreInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    if importlib.util.find_spec("psycopg") is not None:
+        from services.common import dbtrace
+
+        dbtrace.instrument_psycopg()
 
 
 def shutdown_telemetry() -> None:
