@@ -16,7 +16,11 @@ def _client(service: str, settings: AwsSettings, endpoint_url: str) -> Any:
         service,
         region_name=settings.aws_region,
         endpoint_url=endpoint_url or None,
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+        # Short connect timeout and few retries: an outage shows in seconds. The read
+        # timeout outlasts SQS's longest long-poll (20 s).
+        config=Config(
+            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=25
+        ),
     )
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import LiteralString
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, LiteralString
 
 import psycopg
+import psycopg.conninfo
 from pgvector.psycopg import register_vector
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from services.common.errors import Unavailable
+from services.common.health import Probe
+
+if TYPE_CHECKING:
+    from services.common.settings import DatabaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -116,18 +125,73 @@ def chunks_dimension(conn: psycopg.Connection) -> int | None:
     return int(row[0]) if row is not None else None
 
 
-def open_pool(dsn: str, min_size: int = 1, max_size: int = 8) -> ConnectionPool:
+class Pool(ConnectionPool):
+    """A pool that fails fast: while the database is known to be down (`healthy` is
+    False, set by the health probe) or a connection cannot be had within the pool
+    timeout, callers get Unavailable at once instead of hanging."""
+
+    healthy: bool = True
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        if not self.healthy:
+            raise Unavailable("the database is unavailable")
+        try:
+            with super().connection(timeout) as conn:
+                yield conn
+        except (PoolTimeout, pg_errors.QueryCanceled, psycopg.OperationalError) as exc:
+            raise Unavailable(f"the database is unavailable ({type(exc).__name__})") from exc
+
+    def probe(self, timeout_s: float) -> None:
+        """Raise unless a fresh connection answers; then drop broken pooled connections.
+
+        A fresh connection (not the pool's) tells the truth at once after a restart,
+        where the pool would wait for its reconnection backoff.
+        """
+        conninfo = psycopg.conninfo.make_conninfo(
+            self.conninfo, connect_timeout=max(1, int(timeout_s))
+        )
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            self.healthy = False
+            raise
+        if not self.healthy:
+            self.check()  # replace connections broken by the outage before serving again
+            self.healthy = True
+
+
+def open_pool(
+    dsn: str,
+    min_size: int = 1,
+    max_size: int = 8,
+    *,
+    connect_timeout_s: float = 3.0,
+    pool_timeout_s: float = 1.0,
+    statement_timeout_s: float | None = None,
+    create_extension: bool = True,
+) -> Pool:
     """An open pool whose connections understand `vector` (numpy arrays in and out).
 
-    Creates the vector extension first if it is missing, since registration needs the type.
+    `create_extension` creates pgvector if it is missing (the embedded stack); without
+    it a missing extension is an error naming the migration command (production).
     """
-    _ensure_vector_extension(dsn)
-    pool = ConnectionPool(
-        dsn,
+    _ensure_vector_extension(dsn, create_extension)
+    options = {"connect_timeout": max(1, int(connect_timeout_s))}
+    if statement_timeout_s:
+        options["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+    conninfo = psycopg.conninfo.make_conninfo(dsn, **options)
+    pool = Pool(
+        conninfo,
         min_size=min_size,
         max_size=max_size,
         configure=_configure,
         check=ConnectionPool.check_connection,  # survive a database restart
+        timeout=pool_timeout_s,
+        # Give up a failed reconnection quickly: the next request then starts a fresh
+        # attempt, instead of waiting out an exponential backoff after an outage.
+        reconnect_timeout=max(2.0, connect_timeout_s),
         open=False,
         name="ragchat",
     )
@@ -135,15 +199,31 @@ def open_pool(dsn: str, min_size: int = 1, max_size: int = 8) -> ConnectionPool:
     return pool
 
 
+def open_pool_from(settings: DatabaseSettings, max_size: int | None = None) -> Pool:
+    """The pool of a service, with the timeouts and migration policy of its settings."""
+    return open_pool(
+        settings.database_url,
+        max_size=max_size or settings.db_pool_max,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        pool_timeout_s=settings.db_pool_timeout_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
+        create_extension=settings.should_migrate(),
+    )
+
+
 def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
     conn.commit()  # registration queried the catalog; hand the pool an idle connection
 
 
-def _ensure_vector_extension(dsn: str) -> None:
+def _ensure_vector_extension(dsn: str, create: bool) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_type WHERE typname = 'vector'").fetchone():
             return
+        if not create:
+            raise RuntimeError(
+                "the pgvector extension is missing; run `python -m services.common.migrate`"
+            )
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
@@ -153,3 +233,15 @@ def _ensure_vector_extension(dsn: str) -> None:
                 "the pgvector extension is not installed in this database and this user "
                 "may not create it; run CREATE EXTENSION vector as a superuser"
             ) from exc
+
+
+def prepare_database(settings: DatabaseSettings) -> Pool:
+    """Migrate (where the settings allow it: never in production) and open the pool."""
+    if settings.should_migrate():
+        migrate(settings.database_url, settings.embedding_dim)
+    return open_pool_from(settings)
+
+
+def postgres_probe(pool: Pool, timeout_s: float) -> Probe:
+    """The health probe of a service that needs PostgreSQL."""
+    return Probe("postgres", lambda: pool.probe(timeout_s))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,12 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.common.errors import RagchatError
+from services.common.health import TASK_PREFIX, HealthMonitor, HealthServicer, Probe
 from services.common.settings import GrpcServiceSettings
+
+# Tells the caller's gRPC retry policy not to retry: the server answered, and knows
+# that trying again at once will not help (e.g. its database is down).
+_NO_RETRY = (("grpc-retry-pushback-ms", "-1"),)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, RagchatError):
-        await context.abort(exc.code, str(exc))
+        await context.abort(exc.code, str(exc), trailing_metadata=_NO_RETRY)
     logger.exception("unhandled error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -76,8 +81,9 @@ class RunningServer:
     """A started server and the port it bound (useful with port 0 in tests)."""
 
     server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: HealthServicer
     port: int
+    names: list[str]
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, then let in-flight calls finish within `grace` seconds."""
@@ -100,7 +106,7 @@ async def start_server(
         ],
     )
     names = register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in [*names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -110,7 +116,7 @@ async def start_server(
     port = server.add_insecure_port(address)
     await server.start()
     logger.info("serving %s on %s", ", ".join(names), address.rsplit(":", 1)[0] + f":{port}")
-    return RunningServer(server=server, health=health_servicer, port=port)
+    return RunningServer(server=server, health=health_servicer, port=port, names=names)
 
 
 async def wait_for_signal() -> None:
@@ -127,23 +133,37 @@ async def serve_forever(
     default_port: int,
     register: Callable[[grpc.aio.Server], list[str]],
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
-    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+    background: Mapping[str, Callable[[asyncio.Event], Awaitable[None]]] | None = None,
+    probes: Sequence[Probe] = (),
 ) -> None:
     """Run a service until SIGTERM, then shut down gracefully.
 
-    `background` tasks (e.g. a queue worker) get an event that is set at shutdown
-    and are awaited, so the job in hand finishes before the process exits.
+    Health reflects `probes` (dependencies) and the `background` tasks (e.g. a queue
+    worker), which are supervised: one that dies is logged at once and turns the
+    service NOT_SERVING. At shutdown they get an event and `shutdown_grace_s` to stop.
     """
     running = await start_server(
         settings.listen_address(default_port), register, settings.max_message_mb
     )
+    monitor = HealthMonitor(
+        running.health, running.names, probes, interval_s=settings.health_interval_s
+    )
+    await monitor.check_once()  # report the truth before the first caller asks
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(task(stop)) for task in background]
+    tasks = [asyncio.create_task(monitor.run(stop), name="health")]
+    for name, body in (background or {}).items():
+        await running.health.set(TASK_PREFIX + name, health_pb2.HealthCheckResponse.SERVING)
+        tasks.append(monitor.supervise(name, body, stop))
     await wait_for_signal()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
     stop.set()
     await running.stop(settings.shutdown_grace_s)
     if tasks:
-        await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 30)
+        # Background tasks honour `stop` within the grace period (the worker abandons
+        # its job cleanly); a little slack covers their bookkeeping.
+        _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s + 5)
+        for task in pending:
+            logger.warning("background task %s did not stop in time", task.get_name())
+            task.cancel()
     if on_shutdown is not None:
         await on_shutdown()

@@ -32,9 +32,12 @@ class GrpcServiceSettings(CommonSettings):
     """Settings of a gRPC service process."""
 
     # host:port to listen on; empty means 127.0.0.1 and the service's default port.
+    # Containers set 0.0.0.0:<port>.
     listen: str = ""
     shutdown_grace_s: float = 10.0
     max_message_mb: int = 64
+    # How often dependencies (PostgreSQL, S3, SQS) are probed for the health status.
+    health_interval_s: float = Field(default=2.0, gt=0)
 
     def listen_address(self, default_port: int) -> str:
         return self.listen or f"127.0.0.1:{default_port}"
@@ -50,6 +53,16 @@ class DatabaseSettings(GrpcServiceSettings):
     db_pool_max: int = 8
     # Width of the chunks.embedding column; must match the embedding model.
     embedding_dim: int = 384
+    # Fail fast: a request never waits long for a database that is down.
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    db_pool_timeout_s: float = Field(default=1.0, gt=0)
+    db_statement_timeout_s: float = Field(default=15.0, gt=0)
+    # None: migrate the schema on start in development, never in production (where
+    # `python -m services.common.migrate` runs as a one-shot task before the services).
+    auto_migrate: bool | None = None
+
+    def should_migrate(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else not self.is_production()
 
     def database_dsn(self) -> str:
         """The connection string to use: database_url with database_password merged in."""
@@ -85,6 +98,8 @@ class AwsSettings(CommonSettings):
     sqs_endpoint_url: str = ""
     s3_bucket: str = "ragchat-documents"
     sqs_queue_url: str = ""
+    # The ingest queue's dead-letter queue; its messages are marked failed, then deleted.
+    sqs_dlq_url: str = ""
 
     @model_validator(mode="after")
     def _queue_required_in_production(self) -> AwsSettings:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import documents, query, search, sessions
+from services.gateway import documents, health, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import error_response, grpc_error_handler, validation_error_handler
@@ -59,6 +59,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(query.router)
     app.include_router(search.router)
     app.include_router(sessions.router)
+    app.include_router(health.router)
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
 
@@ -67,5 +68,5 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         return error_response(exc.status, exc.code, exc.message)
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")
     return app

@@ -33,13 +33,16 @@ class ServiceClients:
             "memory": settings.memory_target,
         }
         channels = {name: open_channel(target) for name, target in targets.items()}
+        health_channels = dict(channels)
+        if settings.ingest_worker_target:
+            health_channels["ingest-worker"] = open_channel(settings.ingest_worker_target)
         return cls(
             retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval"]),
             generation=generation_pb2_grpc.GenerationServiceStub(channels["generation"]),
             ingest=ingest_pb2_grpc.IngestServiceStub(channels["ingest"]),
             memory=memory_pb2_grpc.MemoryServiceStub(channels["memory"]),
-            health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
-            channels=list(channels.values()),
+            health={name: health_pb2_grpc.HealthStub(ch) for name, ch in health_channels.items()},
+            channels=list(health_channels.values()),
         )
 
     async def close(self) -> None:

@@ -16,6 +16,9 @@ class GatewaySettings(CommonSettings):
     generation_target: str = "127.0.0.1:50052"
     ingest_target: str = "127.0.0.1:50053"
     memory_target: str = "127.0.0.1:50054"
+    # The ingest worker's health endpoint; empty when the worker runs inside the
+    # ingest service (RAGCHAT_WORKER_ENABLED there) rather than as its own process.
+    ingest_worker_target: str = "127.0.0.1:50055"
     max_upload_mb: float = 20.0
     # Per-call deadlines, in seconds.
     deadline_s: float = 10.0

@@ -28,17 +28,34 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": code, "detail": message})
 
 
-async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, grpc.aio.AioRpcError)
+def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
+    """(HTTP status, error code, message) for a failed gRPC call."""
     status = _HTTP_STATUS.get(exc.code(), 502)
-    if status >= 500:
-        logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
     message = exc.details() or exc.code().name.lower()
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         message = f"a backend service is unavailable ({exc.code().name.lower()}); try again"
+        if exc.details() and exc.code() == grpc.StatusCode.UNAVAILABLE:
+            message = f"{exc.details()}; try again"
     elif status == 502:
         message = "a backend service failed"
-    return error_response(status, exc.code().name.lower(), message)
+    return status, exc.code().name.lower(), message
+
+
+def stream_error(exc: BaseException) -> dict[str, object]:
+    """The JSON error shape for a failure after a stream's 200 was sent."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        status, code, message = grpc_error_parts(exc)
+        return {"error": code, "detail": message, "status": status}
+    logger.exception("stream failed", exc_info=exc)
+    return {"error": "internal", "detail": "the answer stream failed", "status": 500}
+
+
+async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    status, code, message = grpc_error_parts(exc)
+    if status >= 500:
+        logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
+    return error_response(status, code, message)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,7 @@ from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
+from services.gateway.errors import stream_error
 from services.gateway.schemas import Citation, QueryRequest, QueryResponse
 from services.gateway.search import chunk_view, search_request
 
@@ -99,17 +100,24 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
     )
 
     async def events() -> AsyncIterator[str]:
-        async for part in call:
-            if not part.done:
-                yield _sse("delta", {"text": part.delta})
-                continue
-            await _remember(clients, settings, session_id, body.question, part.answer)
-            done = QueryResponse(
-                answer=part.answer,
-                session_id=session_id,
-                citations=_citations(list(part.citations)),
-                refused=part.refused,
-            )
-            yield _sse("done", done.model_dump())
+        # Once the 200 is sent, a failure is reported as an `error` event in the usual
+        # JSON error shape; the stream never just closes.
+        try:
+            async for part in call:
+                if not part.done:
+                    yield _sse("delta", {"text": part.delta})
+                    continue
+                await _remember(clients, settings, session_id, body.question, part.answer)
+                done = QueryResponse(
+                    answer=part.answer,
+                    session_id=session_id,
+                    citations=_citations(list(part.citations)),
+                    refused=part.refused,
+                )
+                yield _sse("done", done.model_dump())
+                return
+            raise RuntimeError("the generation stream ended without a final message")
+        except Exception as exc:  # noqa: BLE001 - reported to the client below
+            yield _sse("error", stream_error(exc))
 
     return StreamingResponse(events(), media_type="text/event-stream")

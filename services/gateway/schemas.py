@@ -137,4 +137,11 @@ class SessionView(BaseModel):
 
 class HealthView(BaseModel):
     status: Literal["ok", "degraded"]
+    # Each backend service's overall gRPC health status (SERVING, NOT_SERVING, UNAVAILABLE...).
     services: dict[str, str]
+    # Per service: the state of each dependency (postgres, s3, sqs) and background task.
+    dependencies: dict[str, dict[str, str]] = {}
+
+
+class LiveView(BaseModel):
+    status: Literal["ok"]

@@ -1,18 +1,13 @@
-"""Session routes and the health check."""
+"""Session routes."""
 
 from __future__ import annotations
 
-import asyncio
-
-import grpc
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from grpc_health.v1 import health_pb2
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
-from services.gateway.schemas import HealthView, SessionCreated, SessionView, TurnView
+from services.gateway.schemas import SessionCreated, SessionView, TurnView
 
 router = APIRouter()
 _ROLES = {common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
@@ -51,24 +46,3 @@ async def delete_session(session_id: str, request: Request) -> Response:
         timeout=request.app.state.settings.deadline_s,
     )
     return Response(status_code=204)
-
-
-async def _check(stub: object, timeout: float) -> str:
-    try:
-        resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)  # type: ignore[attr-defined]
-    except grpc.aio.AioRpcError as exc:
-        return exc.code().name
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
-
-
-@router.get("/health", response_model=HealthView, tags=["health"],
-            responses={503: {"model": HealthView}})
-async def health(request: Request) -> JSONResponse:
-    """200 when every backend service is SERVING; 503 naming those that are not."""
-    clients: ServiceClients = request.app.state.clients
-    names = list(clients.health)
-    results = await asyncio.gather(*(_check(clients.health[n], 2.0) for n in names))
-    services = dict(zip(names, results, strict=True))
-    ok = all(status == "SERVING" for status in results)
-    body = HealthView(status="ok" if ok else "degraded", services=services)
-    return JSONResponse(status_code=200 if ok else 503, content=body.model_dump())

@@ -1,80 +1,125 @@
-"""python -m services.ingest: the ingest gRPC API and its SQS worker."""
+"""python -m services.ingest: the ingest gRPC API (and, unless disabled, its worker).
+
+`python -m services.ingest.worker` runs the SQS worker alone, serving only gRPC
+health; in ECS the API and the worker are separate services, scaled on their own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
 
 from services.common.aws import s3_client, sqs_client
 from services.common.components import embeddings_from, vector_store_from
-from services.common.db import migrate, open_pool
+from services.common.db import Pool, postgres_probe, prepare_database
 from services.common.grpc_server import serve_forever
+from services.common.health import Probe
 from services.common.runner import run_service
+from services.common.vectorstore.base import VectorStore
 from services.ingest import servicer
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
 from services.ingest.chunking import TokenChunker
-from services.ingest.config import DEFAULT_PORT, IngestSettings
+from services.ingest.config import DEFAULT_PORT, WORKER_PORT, IngestSettings
 from services.ingest.jobs import JobRepository
+from services.ingest.maintenance import consume_dead_letters, requeue_stale
 from services.ingest.pipeline import IndexingPipeline
 from services.ingest.submission import Submissions
 from services.ingest.worker import IndexWorker
 
 logger = logging.getLogger(__name__)
+Background = Callable[[asyncio.Event], Awaitable[None]]
 
 
-async def _requeue_stale(
-    repo: JobRepository, submissions: Submissions, after_s: float, stop: asyncio.Event
-) -> None:
-    """Re-send jobs whose queue message was lost, so no upload silently stalls."""
-    while not stop.is_set():
-        try:
-            for job in await asyncio.to_thread(repo.stale_jobs, after_s):
-                logger.warning("re-queueing stale job %s (%s)", job.job_id, job.status)
-                await asyncio.to_thread(submissions.requeue, job.job_id)
-        except Exception:  # noqa: BLE001 - the sweep is retried on the next tick
-            logger.warning("stale-job sweep failed", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=max(after_s / 4, 5))
-        except TimeoutError:
-            pass
+@dataclass
+class Parts:
+    pool: Pool
+    blobs: S3BlobStore
+    queue: SqsJobQueue
+    repo: JobRepository
+    submissions: Submissions
+    store: VectorStore
+    probes: list[Probe]
+
+    def ready(self) -> bool:
+        return self.pool.healthy and self.blobs.healthy and self.queue.healthy
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.pool.close)
 
 
-async def _serve(settings: IngestSettings) -> None:
-    await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
-    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
-    embeddings = await asyncio.to_thread(embeddings_from, settings)
-    store = vector_store_from(settings, pool)
-    chunker = TokenChunker.for_embeddings(
-        embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
-    )
-    pipeline = IndexingPipeline(embeddings, chunker, store)
+def _parts(settings: IngestSettings) -> Parts:
+    pool = prepare_database(settings)
     blobs = S3BlobStore(s3_client(settings), settings.s3_bucket)
     queue = SqsJobQueue(sqs_client(settings), settings.sqs_queue_url)
     repo = JobRepository(pool)
+    store = vector_store_from(settings, pool)
+    probes = [
+        postgres_probe(pool, settings.db_connect_timeout_s),
+        Probe("s3", blobs.check),
+        Probe("sqs", queue.check),
+    ]
     submissions = Submissions(repo, blobs, queue, store, settings.max_upload_bytes)
-    worker = IndexWorker(repo, blobs, queue, pipeline, settings)
+    return Parts(pool, blobs, queue, repo, submissions, store, probes)
 
-    background = []
-    if settings.worker_enabled:
-        background = [worker.run for _ in range(settings.worker_concurrency)]
-        background.append(
-            lambda stop: _requeue_stale(repo, submissions, settings.stale_job_after_s, stop)
+
+def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Background]:
+    embeddings = embeddings_from(settings)
+    chunker = TokenChunker.for_embeddings(
+        embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
+    )
+    pipeline = IndexingPipeline(embeddings, chunker, parts.store)
+    worker = IndexWorker(
+        parts.repo, parts.blobs, parts.queue, pipeline, settings, ready=parts.ready
+    )
+    tasks: dict[str, Background] = {
+        f"worker-{i}": worker.run for i in range(settings.worker_concurrency)
+    }
+    tasks["stale-sweep"] = lambda stop: requeue_stale(
+        parts.repo, parts.submissions, settings.stale_job_after_s, stop
+    )
+    if settings.sqs_dlq_url:
+        dlq = SqsJobQueue(sqs_client(settings), settings.sqs_dlq_url)
+        tasks["dead-letters"] = lambda stop: consume_dead_letters(
+            parts.repo, dlq, settings.sqs_wait_s, stop
         )
+    return tasks
 
-    async def close() -> None:
-        await asyncio.to_thread(pool.close)
 
+async def _serve(settings: IngestSettings) -> None:
+    parts = await asyncio.to_thread(_parts, settings)
+    tasks = await asyncio.to_thread(_worker_tasks, settings, parts) if (
+        settings.worker_enabled
+    ) else {}
     await serve_forever(
         settings,
         DEFAULT_PORT,
-        lambda server: servicer.register(server, submissions, repo),
-        close,
-        background,
+        lambda server: servicer.register(server, parts.submissions, parts.repo),
+        parts.close,
+        tasks,
+        parts.probes,
     )
+
+
+async def _serve_worker(settings: IngestSettings) -> None:
+    parts = await asyncio.to_thread(_parts, settings)
+    tasks = await asyncio.to_thread(_worker_tasks, settings, parts)
+    await serve_forever(settings, WORKER_PORT, _no_services, parts.close, tasks, parts.probes)
+
+
+def _no_services(server: grpc.aio.Server) -> list[str]:
+    return []  # the worker process serves health (and reflection) only
 
 
 def main() -> None:
     run_service("ingest", IngestSettings, _serve)
+
+
+def main_worker() -> None:
+    run_service("ingest-worker", IngestSettings, _serve_worker)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ class BlobStore(ABC):
     """Raw uploaded files."""
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise unless the store is reachable and the bucket exists (health probe)."""
+
+    @abstractmethod
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     @abstractmethod
@@ -38,6 +42,10 @@ class JobQueue(ABC):
     """At-least-once delivery of indexing jobs."""
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise unless the queue is reachable and exists (health probe)."""
+
+    @abstractmethod
     def send(self, body: dict[str, Any]) -> None:
         """Enqueue, carrying the current trace context."""
 
@@ -54,17 +62,34 @@ class JobQueue(ABC):
 
 
 class S3BlobStore(BlobStore):
+    """Fails fast (Unavailable, no network call) while its health probe says down."""
+
     def __init__(self, client: Any, bucket: str) -> None:
         self._s3 = client
         self._bucket = bucket
+        self.healthy = True
+
+    def check(self) -> None:
+        try:
+            self._s3.head_bucket(Bucket=self._bucket)
+        except Exception:
+            self.healthy = False
+            raise
+        self.healthy = True
+
+    def _ensure_healthy(self) -> None:
+        if not self.healthy:
+            raise Unavailable("the file store is unavailable")
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._ensure_healthy()
         try:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
             raise Unavailable(f"could not store the file: {_reason(exc)}") from exc
 
     def get(self, key: str) -> bytes:
+        self._ensure_healthy()
         try:
             return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
         except ClientError as exc:
@@ -82,11 +107,24 @@ class S3BlobStore(BlobStore):
 
 
 class SqsJobQueue(JobQueue):
+    """Fails fast (Unavailable, no network call) while its health probe says down."""
+
     def __init__(self, client: Any, queue_url: str) -> None:
         self._sqs = client
         self._url = queue_url
+        self.healthy = True
+
+    def check(self) -> None:
+        try:
+            self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
+        except Exception:
+            self.healthy = False
+            raise
+        self.healthy = True
 
     def send(self, body: dict[str, Any]) -> None:
+        if not self.healthy:
+            raise Unavailable("the job queue is unavailable")
         try:
             self._sqs.send_message(
                 QueueUrl=self._url,

@@ -7,6 +7,7 @@ from pydantic import Field
 from services.common.settings import AwsSettings, EmbeddingSettings
 
 DEFAULT_PORT = 50053
+WORKER_PORT = 50055  # `python -m services.ingest.worker`: gRPC health only
 
 
 class IngestSettings(EmbeddingSettings, AwsSettings):
@@ -21,8 +22,9 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     sqs_wait_s: int = Field(default=10, ge=0, le=20)
     visibility_timeout_s: int = Field(default=120, ge=10)
     max_attempts: int = Field(default=5, ge=1)
-    # Jobs queued or processing for longer than this are re-queued (lost messages).
-    stale_job_after_s: float = 900.0
+    # Jobs queued or processing, untouched for this long, are re-queued (lost messages);
+    # the worker's heartbeat keeps a running job's row fresh.
+    stale_job_after_s: float = Field(default=900.0, gt=0)
 
     @property
     def max_upload_bytes(self) -> int:

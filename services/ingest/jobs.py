@@ -7,7 +7,8 @@ from datetime import datetime
 
 from psycopg_pool import ConnectionPool
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.db import Pool
+from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.types import DocumentMeta
 
 STATUSES = ("queued", "processing", "indexed", "failed")
@@ -41,6 +42,11 @@ class JobRepository:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+
+    def ensure_available(self) -> None:
+        """Raise Unavailable at once while the database is known to be down."""
+        if isinstance(self._pool, Pool) and not self._pool.healthy:
+            raise Unavailable("the database is unavailable")
 
     def create(
         self, job_id: str, meta: DocumentMeta, size_bytes: int, sha256: str, object_key: str
@@ -94,6 +100,45 @@ class JobRepository:
 
     def requeue_after_error(self, job_id: str, error: str) -> bool:
         return self._set(job_id, "queued", error[:2000], 0)
+
+    def requeue_if_processing(self, job_id: str, note: str) -> bool:
+        """Put a running job back to `queued` (its worker is shutting down)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'queued', error = %s, updated_at = now()"
+                " WHERE job_id = %s AND status = 'processing'",
+                (note, job_id),
+            )
+        return cur.rowcount > 0
+
+    def fail_unless_settled(self, job_id: str, error: str) -> bool:
+        """Mark a job failed unless it already ended (used for dead-lettered messages)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'failed', error = %s, updated_at = now()"
+                " WHERE job_id = %s AND status IN ('queued', 'processing')",
+                (error[:2000], job_id),
+            )
+        return cur.rowcount > 0
+
+    def reset_failed(self, job_id: str) -> bool:
+        """Make a failed job `queued` again with a fresh attempt budget (redrive)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'queued', error = '', attempts = 0,"
+                " updated_at = now() WHERE job_id = %s AND status = 'failed'",
+                (job_id,),
+            )
+        return cur.rowcount > 0
+
+    def failed_jobs(self, limit: int = 1000) -> list[Job]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'failed'"
+                " ORDER BY updated_at LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return [Job(*r) for r in rows]
 
     def _set(self, job_id: str, status: str, error: str, chunk_count: int) -> bool:
         with self._pool.connection() as conn:

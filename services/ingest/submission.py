@@ -61,17 +61,28 @@ class Submissions:
             content_type=content_type_for(kind),
             tags=clean_tags,
         )
+        self._repo.ensure_available()  # fail fast, before anything is stored
         self._blobs.put(key, data, meta.content_type)
-        self._repo.create(job_id, meta, len(data), hashlib.sha256(data).hexdigest(), key)
+        try:
+            self._repo.create(job_id, meta, len(data), hashlib.sha256(data).hexdigest(), key)
+        except Exception:
+            self._discard_blob(key)  # no raw file may outlive a failed submission
+            raise
         try:
             self._queue.send(_message(job_id, document_id, key, kind))
         except Unavailable:
             # Undo, so that a client retry does not leave a duplicate document behind.
             self._repo.delete_document(document_id)
-            self._blobs.delete(key)
+            self._discard_blob(key)
             raise
         logger.info("queued job %s for document %s (%d bytes)", job_id, document_id, len(data))
         return job_id, document_id
+
+    def _discard_blob(self, key: str) -> None:
+        try:
+            self._blobs.delete(key)
+        except Exception:  # noqa: BLE001 - logged; the orphan is harmless but visible
+            logger.warning("could not remove the raw file %s of a failed upload", key)
 
     def requeue(self, job_id: str) -> None:
         """Send a job's message again (used for jobs whose message was lost)."""

@@ -1,8 +1,10 @@
-"""The SQS-fed indexing worker.
+"""The SQS-fed indexing worker (`python -m services.ingest.worker` runs it alone).
 
 A message is deleted only after its chunks are committed, so a crashed worker
 loses nothing (SQS redelivers) and duplicates nothing (replace_document swaps
-a document's chunks atomically).
+a document's chunks atomically). The loop survives any per-message error, never
+receives while a dependency is down (so outages do not use up delivery attempts),
+and on shutdown hands an unfinished job back to the queue at once.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.errors import InvalidArgument, NotFound, RagchatError
+from services.common.errors import InvalidArgument, NotFound, RagchatError, Unavailable
 from services.common.telemetry import (
     ATTR_CHUNK_COUNT,
     ATTR_DOCUMENT_ID,
@@ -29,21 +32,29 @@ from services.ingest.pipeline import IndexingPipeline
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
+# After an outage-type failure the message comes back this soon, not after the
+# whole visibility timeout.
+RETRY_SOON_S = 5
+
 
 class _Heartbeat:
-    """Keeps a message invisible while a long document is being indexed."""
+    """Keeps a message invisible, and its job row fresh, while a document is indexed."""
 
-    def __init__(self, queue: JobQueue, message: QueueMessage, timeout_s: int) -> None:
+    def __init__(
+        self, queue: JobQueue, message: QueueMessage, timeout_s: int, touch: Callable[[], None]
+    ) -> None:
         self._queue, self._message, self._timeout = queue, message, timeout_s
+        self._touch = touch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._timeout / 2):
+        while not self._stop.wait(self._timeout / 3):
             try:
                 self._queue.extend(self._message, self._timeout)
+                self._touch()  # the stale-job sweep must not re-queue a running job
             except Exception:  # noqa: BLE001 - a missed heartbeat only risks a redelivery
-                logger.warning("could not extend message visibility", exc_info=True)
+                logger.warning("heartbeat failed", exc_info=True)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -61,24 +72,64 @@ class IndexWorker:
         queue: JobQueue,
         pipeline: IndexingPipeline,
         settings: IngestSettings,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self._repo, self._blobs, self._queue = repo, blobs, queue
         self._pipeline = pipeline
         self._settings = settings
+        self._ready = ready
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set; the job in hand is finished first."""
+        """Poll until `stop` is set. Any error is logged, backed off, and survived."""
+        backoff = 1.0
         while not stop.is_set():
             try:
+                if not self._ready():
+                    await _sleep(stop, 1.0)  # a dependency is down: take no message
+                    continue
                 messages = await asyncio.to_thread(
                     self._queue.receive, 1, self._settings.sqs_wait_s
                 )
-            except Exception:  # noqa: BLE001 - queue outages must not kill the worker
-                logger.warning("receiving from the queue failed; retrying", exc_info=True)
-                await asyncio.sleep(2)
-                continue
-            for message in messages:
-                await asyncio.to_thread(self.process, message)
+                for message in messages:
+                    await self._handle(message, stop)
+                backoff = 1.0
+            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+                logger.warning("worker loop error; retrying in %.0fs", backoff, exc_info=True)
+                await _sleep(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _handle(self, message: QueueMessage, stop: asyncio.Event) -> None:
+        """Process one message in a daemon thread; abandon it cleanly if shutdown cuts in."""
+        done = asyncio.get_running_loop().create_future()
+
+        def work() -> None:
+            try:
+                self.process(message)
+            finally:
+                try:
+                    done.get_loop().call_soon_threadsafe(_resolve, done)
+                except RuntimeError:
+                    pass  # the loop closed: this job was abandoned at shutdown
+
+        threading.Thread(target=work, name="index-job", daemon=True).start()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([done, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self._settings.shutdown_grace_s)
+            except TimeoutError:
+                await asyncio.to_thread(self.abandon, message)
+        stopping.cancel()
+
+    def abandon(self, message: QueueMessage) -> None:
+        """Hand an unfinished job back: visible again at once, and `queued`."""
+        job_id = str(message.body.get("job_id", ""))
+        logger.warning("shutting down mid-job; job %s goes back to the queue", job_id)
+        try:
+            self._queue.extend(message, 0)
+            self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
+        except Exception:  # noqa: BLE001 - redelivery after the visibility timeout still works
+            logger.warning("could not hand job %s back cleanly", job_id, exc_info=True)
 
     def process(self, message: QueueMessage) -> None:
         """Index one queued job; acknowledges the message when it is settled."""
@@ -98,13 +149,19 @@ class IndexWorker:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                self._retry_or_fail(job_id, message, exc)
+                self._settle_failure(job_id, message, exc)
 
     def _process(self, job_id: str, message: QueueMessage, span: trace.Span) -> None:
         current = self._repo.get_or_none(job_id)
-        if current is None or current.status == "indexed":
-            # Deleted meanwhile, or a duplicate delivery of finished work.
+        if current is None or current.status in ("indexed", "failed"):
+            # Deleted meanwhile, or a duplicate delivery of settled work.
             self._queue.ack(message)
+            return
+        limit = self._settings.max_attempts
+        if message.receive_count >= limit and current.status == "processing":
+            # The previous delivery died mid-job (crash, out of memory, kill) every
+            # time: give up now, before SQS moves the message to the dead-letter queue.
+            self._give_up(job_id, message, "the worker stopped while indexing it")
             return
         job = self._repo.start(job_id)
         if job is None:
@@ -113,7 +170,11 @@ class IndexWorker:
         span.set_attribute(ATTR_DOCUMENT_ID, job.document_id)
         doc = self._repo.document(job.document_id)
         kind = str(message.body.get("kind", ""))
-        with _Heartbeat(self._queue, message, self._settings.visibility_timeout_s):
+        beat = _Heartbeat(
+            self._queue, message, self._settings.visibility_timeout_s,
+            lambda: self._repo.touch(job_id),
+        )
+        with beat:
             try:
                 data = self._blobs.get(doc.object_key)
                 count = self._pipeline.index_bytes(doc.meta, kind, data)
@@ -134,15 +195,43 @@ class IndexWorker:
         self._queue.ack(message)
         logger.info("job %s indexed %d chunks", job_id, count)
 
-    def _retry_or_fail(self, job_id: str, message: QueueMessage, exc: Exception) -> None:
+    def _settle_failure(self, job_id: str, message: QueueMessage, exc: Exception) -> None:
+        """Retry or fail a job. Bookkeeping that fails too (an outage) only logs: the
+        message stays in the queue and comes back."""
         reason = str(exc) if isinstance(exc, RagchatError) else type(exc).__name__
-        if message.receive_count >= self._settings.max_attempts:
-            logger.error("job %s gave up after %d attempts: %s", job_id,
-                         message.receive_count, reason)
-            self._repo.fail(job_id, f"gave up after {message.receive_count} attempts: {reason}")
-            self._queue.ack(message)
-            return
-        # Leave the message: SQS makes it visible again after the visibility timeout.
-        logger.warning("job %s attempt %d failed (%s); will retry", job_id,
-                       message.receive_count, reason, exc_info=True)
-        self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
+        try:
+            if message.receive_count >= self._settings.max_attempts:
+                self._give_up(job_id, message, reason)
+                return
+            logger.warning("job %s attempt %d failed (%s); will retry", job_id,
+                           message.receive_count, reason, exc_info=True)
+            self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
+            if isinstance(exc, Unavailable):
+                self._queue.extend(message, RETRY_SOON_S)
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.warning("job %s: could not record the failure (%s); the message will be "
+                           "redelivered", job_id, reason, exc_info=True)
+
+    def _give_up(self, job_id: str, message: QueueMessage, reason: str) -> None:
+        attempts = message.receive_count
+        logger.error("job %s gave up after %d attempts: %s", job_id, attempts, reason)
+        self._repo.fail(job_id, f"gave up after {attempts} attempts: {reason}")
+        self._queue.ack(message)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+if __name__ == "__main__":
+    from services.ingest.__main__ import main_worker
+
+    main_worker()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common.db import migrate, open_pool
+from services.common.db import postgres_probe, prepare_database
 from services.common.grpc_server import serve_forever
 from services.common.runner import run_service
 from services.memory import servicer
@@ -13,14 +13,19 @@ from services.memory.store import SessionStore
 
 
 async def _serve(settings: MemorySettings) -> None:
-    await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
-    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
+    pool = await asyncio.to_thread(prepare_database, settings)
     store = SessionStore(pool)
 
     async def close() -> None:
         await asyncio.to_thread(pool.close)
 
-    await serve_forever(settings, DEFAULT_PORT, lambda s: servicer.register(s, store), close)
+    await serve_forever(
+        settings,
+        DEFAULT_PORT,
+        lambda s: servicer.register(s, store),
+        close,
+        probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
+    )
 
 
 def main() -> None:

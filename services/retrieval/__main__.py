@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.common.components import embeddings_from, vector_store_from
-from services.common.db import migrate, open_pool
+from services.common.db import postgres_probe, prepare_database
 from services.common.grpc_server import serve_forever
 from services.common.runner import run_service
 from services.retrieval import servicer
@@ -15,8 +15,7 @@ from services.retrieval.search import Retriever
 
 
 async def _serve(settings: RetrievalSettings) -> None:
-    await asyncio.to_thread(migrate, settings.database_url, settings.embedding_dim)
-    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
+    pool = await asyncio.to_thread(prepare_database, settings)
     embeddings = await asyncio.to_thread(embeddings_from, settings)
     reranker = await asyncio.to_thread(
         build_reranker,
@@ -33,7 +32,11 @@ async def _serve(settings: RetrievalSettings) -> None:
         await asyncio.to_thread(pool.close)
 
     await serve_forever(
-        settings, DEFAULT_PORT, lambda server: servicer.register(server, retriever), close
+        settings,
+        DEFAULT_PORT,
+        lambda server: servicer.register(server, retriever),
+        close,
+        probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
     )
 
 
