@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from devstack.embedded import ensure_bucket_and_queue, free_port
@@ -101,7 +102,11 @@ def stack(postgres: Any, moto: Any) -> dict[str, str]:
     """Values AWS would supply, from the embedded stack."""
     name = f"deploy{uuid.uuid4().hex[:8]}"
     queue_url = ensure_bucket_and_queue(moto.endpoint_url, name, name)
+    sqs = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
+                                region_name="us-east-1").client("sqs",
+                                                                endpoint_url=moto.endpoint_url)
     return {
+        "RAGCHAT_SQS_DLQ_URL": sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"],
         "RAGCHAT_DATABASE_URL": postgres.dsn,
         "RAGCHAT_S3_BUCKET": name,
         "RAGCHAT_SQS_QUEUE_URL": queue_url,

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from services.generation.config import DEFAULT_PORT as GENERATION_PORT
 from services.ingest.config import DEFAULT_PORT as INGEST_PORT
-from services.ingest.config import IngestSettings
+from services.ingest.config import WORKER_PORT, IngestSettings
 from services.memory.config import DEFAULT_PORT as MEMORY_PORT
 from services.retrieval.config import DEFAULT_PORT as RETRIEVAL_PORT
 from tests.deploy.templates import (
@@ -30,7 +30,6 @@ from tests.deploy.templates import (
     template,
 )
 
-WORKER_PORT = 50055
 GATEWAY_PORT = 8000
 PORTS = {
     "retrieval": RETRIEVAL_PORT,
@@ -106,7 +105,8 @@ def test_the_gateway_is_reached_through_liveness_and_the_services_by_their_names
     assert aliases == {n: f"{n}:{p}" for n, p in PORTS.items() if n != "gateway"}
     gateway = environment(containers()["gateway"])
     for target, service in [("RETRIEVAL", "retrieval"), ("GENERATION", "generation"),
-                            ("INGEST", "ingest-api"), ("MEMORY", "memory")]:
+                            ("INGEST", "ingest-api"), ("MEMORY", "memory"),
+                            ("INGEST_WORKER", "ingest-worker")]:
         assert gateway[f"RAGCHAT_{target}_TARGET"] == aliases[service]
 
 
