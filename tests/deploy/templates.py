@@ -156,7 +156,12 @@ def dockerfile_stages() -> dict[str, Stage]:
 
 def image_target(container: dict[str, Any]) -> str:
     """The Dockerfile target named by a container's image (<repository>/<target>:<tag>)."""
-    image = container["Image"]["Fn::Sub"]
-    match = re.fullmatch(r"\$\{ImageRepository\}/([a-z-]+):\$\{ImageTag\}", image)
+    image = container["Image"]
+    if "Fn::If" in image:  # the same repository under either tag
+        targets = {image_target({"Image": choice}) for choice in image["Fn::If"][1:]}
+        assert len(targets) == 1, f"one container, two images: {targets}"
+        return targets.pop()
+    image = image["Fn::Sub"]
+    match = re.fullmatch(r"\$\{ImageRepository\}/([a-z-]+):\$\{(Migrate)?ImageTag\}", image)
     assert match, f"unexpected image reference {image!r}"
     return match.group(1)
