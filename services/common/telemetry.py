@@ -26,6 +26,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
 from services.common.settings import CommonSettings
 
@@ -83,6 +89,32 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+class SkipOrphanClientSpans(Sampler):
+    """Root sampler: drop client spans that belong to no request or job.
+
+    With PostgreSQL and AWS calls instrumented, health probes, queue long-polls and
+    sweeps would each start a trace of their own every few seconds; calls made while
+    serving a request or a job are children and are kept.
+    """
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind == trace.SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "SkipOrphanClientSpans"
+
+
 def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
     """Install a global tracer provider exporting where the settings say."""
     resource = Resource.create(
@@ -92,7 +124,7 @@ def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvid
             "deployment.environment": settings.environment,
         }
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(root=SkipOrphanClientSpans()))
     exporter = settings.otel_exporter
     if exporter == "none" and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         exporter = "otlp"

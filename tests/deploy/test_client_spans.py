@@ -21,19 +21,27 @@ ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = """
 import sys
 import boto3, psycopg
+from opentelemetry import trace
 from psycopg_pool import ConnectionPool
 from services.common.settings import CommonSettings
 from services.common.telemetry import setup_telemetry, shutdown_telemetry
 
 dsn, endpoint, bucket, queue_url = sys.argv[1:5]
 setup_telemetry("probe", CommonSettings())
-with psycopg.connect(dsn) as conn:
-    conn.execute("SELECT %s::text", ("do-not-record-me",))
-with ConnectionPool(dsn, min_size=1, max_size=1) as pool, pool.connection() as conn:
-    conn.execute("SELECT 2")
 session = boto3.session.Session(region_name="us-east-1")
-session.client("s3", endpoint_url=endpoint).put_object(Bucket=bucket, Key="k", Body=b"x")
-session.client("sqs", endpoint_url=endpoint).send_message(QueueUrl=queue_url, MessageBody="m")
+s3 = session.client("s3", endpoint_url=endpoint)
+sqs = session.client("sqs", endpoint_url=endpoint)
+with trace.get_tracer("probe").start_as_current_span("request", kind=trace.SpanKind.SERVER):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT %s::text", ("do-not-record-me",))
+    with ConnectionPool(dsn, min_size=1, max_size=1) as pool, pool.connection() as conn:
+        conn.execute("SELECT 2")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="m")
+# Outside any request: a health probe's calls, which start no trace.
+with psycopg.connect(dsn) as conn:
+    conn.execute("SELECT 3")
+sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
 shutdown_telemetry()
 """
 
@@ -71,6 +79,14 @@ def test_db_s3_and_sqs_calls_are_client_spans(tmp_path: Path, postgres: Any, mot
     assert "do-not-record-me" not in json.dumps(spans)  # bound parameters are never recorded
     aws = {(s["attributes"].get("rpc.service"), s["attributes"].get("rpc.method")) for s in client}
     assert {("S3", "PutObject"), ("SQS", "SendMessage")} <= aws
+    (request,) = [s for s in spans if s["name"] == "request"]
+    assert {s["trace_id"] for s in client} == {request["trace_id"]}  # one trace per request
+
+
+def test_calls_outside_a_request_start_no_trace(tmp_path: Path, postgres: Any, moto: Any) -> None:
+    spans = _spans(tmp_path, "jsonl", postgres, moto)
+    assert "SELECT 3" not in {s["attributes"].get("db.query.text") for s in spans}
+    assert "GetQueueAttributes" not in {s["attributes"].get("rpc.method") for s in spans}
 
 
 def test_no_client_spans_when_tracing_is_off(tmp_path: Path, postgres: Any, moto: Any) -> None:
