@@ -1,4 +1,4 @@
-"""python -m devstack: run the whole platform on embedded defaults (`make run`)."""
+"""python -m devstack: run and supervise the whole platform on embedded defaults (`make run`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -23,35 +23,38 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("devstack")
 
-    stopping = False
+    stopping = threading.Event()
+    started = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        first = not stopping.is_set()
+        stopping.set()
+        if first and not started.is_set():
+            raise KeyboardInterrupt  # interrupts start-up; a second signal waits for the stop
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), http_port=args.port))
-    log.info("starting PostgreSQL, moto, 4 services and the gateway (models load first)...")
+    log.info("starting PostgreSQL, moto, 4 services, the ingest worker and the gateway "
+             "(models load first)...")
     try:
         stack.start()
+        started.set()
+    except KeyboardInterrupt:
+        stack.stop()  # start() has stopped what it started, unless it had just returned
+        log.info("stopped during start-up")
+        return 0
     except Exception as exc:  # noqa: BLE001 - reported, then exit non-zero
         log.error("start-up failed: %s", exc)
         return 1
-    log.info("ready: %s  (OpenAPI at %s/docs; Ctrl-C stops)", stack.base_url, stack.base_url)
-    code = 0
-    while not stopping:
-        try:
-            stack.check_alive()
-        except RuntimeError as exc:
-            log.error("%s; stopping the stack", exc)
-            code = 1
-            break
-        time.sleep(0.5)
+    log.info("ready: %s  (OpenAPI at %s/docs; crashed processes are restarted; Ctrl-C stops)",
+             stack.base_url, stack.base_url)
+    while not stopping.wait(0.5):
+        pass  # the supervisor thread does the work
     log.info("stopping...")
     stack.stop()
     log.info("stopped")
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -156,14 +156,28 @@ class EmbeddedPostgres:
                 pass  # concurrent CREATE EXTENSION
         return self.dsn_for(name)
 
-    def stop(self) -> None:
-        """Fast shutdown (rolls back open transactions); a no-op if not running."""
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, or None when the server is down."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+        # A dead pid, or one recycled by another process (or a zombie), is not our server.
+        return pid if _pid_alive(pid) and _is_our_postgres(pid, self.data_dir) else None
+
+    def stop(self, mode: str = "fast") -> None:
+        """Shut down (`fast` rolls back open transactions, `immediate` is a crash); a no-op
+        if not running."""
         if (self.data_dir / "postmaster.pid").exists():
-            cmd = [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
+            cmd = [_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]
             try:
                 _run(cmd, self._user, self.data_dir, timeout=60)
             except RuntimeError as exc:
                 logger.warning("stopping PostgreSQL: %s", exc)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def release(self) -> None:
+        """Clean up after a server that is already gone (its socket directory)."""
         shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:

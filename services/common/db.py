@@ -90,6 +90,49 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (session_id, seq)
 );
+
+-- Versions: documents.version is the latest uploaded version; a job indexes one version
+-- and may commit only while it is still the latest (checked under the row lock).
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS version int NOT NULL DEFAULT 1;
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS document_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS documents_document_key_idx ON documents (document_key);
+-- Keyset paging: (created_at, document_id) scanned backwards.
+CREATE INDEX IF NOT EXISTS documents_created_at_id_idx ON documents (created_at, document_id);
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS version int NOT NULL DEFAULT 1;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'jobs_status_check'
+                   AND position('superseded' in pg_get_constraintdef(oid)) > 0) THEN
+        ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_status_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN
+            ('queued', 'processing', 'indexed', 'failed', 'superseded'));
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS document_versions (
+    document_id text NOT NULL REFERENCES documents ON DELETE CASCADE,
+    version int NOT NULL,
+    sha256 text NOT NULL,
+    size_bytes bigint NOT NULL,
+    object_key text NOT NULL,
+    content_type text NOT NULL,
+    source text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (document_id, version)
+);
+INSERT INTO document_versions
+    (document_id, version, sha256, size_bytes, object_key, content_type, source, created_at)
+SELECT d.document_id, d.version, d.sha256, d.size_bytes, d.object_key, d.content_type,
+       d.source, d.created_at
+FROM documents d WHERE d.object_key <> '' AND NOT EXISTS
+    (SELECT 1 FROM document_versions v WHERE v.document_id = d.document_id);
+-- Idempotency-Key of an upload -> what it created; gone with the document.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    request_id text PRIMARY KEY,
+    request_hash text NOT NULL,
+    document_id text NOT NULL REFERENCES documents ON DELETE CASCADE,
+    job_id text NOT NULL,
+    version int NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

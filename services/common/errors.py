@@ -31,3 +31,21 @@ class Unsupported(RagchatError):
 
 class Unavailable(RagchatError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class Conflict(RagchatError):
+    """The request clashes with an earlier one (e.g. an idempotency key reused)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class DocumentSuperseded(RagchatError):
+    """A write for a document version older than the document's current one."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class DocumentDeleted(RagchatError):
+    """A write for a document that was deleted meanwhile."""
+
+    code = grpc.StatusCode.NOT_FOUND

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -13,6 +15,14 @@ from services.common.telemetry import setup_telemetry, shutdown_telemetry
 
 S = TypeVar("S", bound=CommonSettings)
 logger = logging.getLogger(__name__)
+_abandoned_work = False
+
+
+def abandon_running_threads() -> None:
+    """Ask for a hard exit once shutdown is done: a thread still busy with abandoned work
+    (its job already handed back) must not hold the process, or crash it at exit."""
+    global _abandoned_work
+    _abandoned_work = True
 
 
 def run_service(
@@ -29,3 +39,8 @@ def run_service(
     finally:
         shutdown_telemetry()
         logger.info("%s stopped", name)
+    if _abandoned_work:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

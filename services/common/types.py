@@ -16,6 +16,8 @@ class DocumentMeta:
     content_type: str
     tags: tuple[str, ...] = ()
     created_at: datetime | None = None
+    # The version being written; 0 = unversioned (offline tools: create or overwrite).
+    version: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+import grpc
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from google.protobuf import timestamp_pb2
 from ragchat.ingest.v1 import ingest_pb2
 
 from services.common.errors import RagchatError, TooLarge, Unsupported
 from services.common.uploads import validate_upload
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
-from services.gateway.schemas import DocumentPage, DocumentView, JobView, UploadAccepted
+from services.gateway.schemas import (
+    DocumentDetail,
+    DocumentPage,
+    DocumentVersionView,
+    DocumentView,
+    JobView,
+    UploadAccepted,
+)
 
 router = APIRouter(tags=["documents"])
 
@@ -21,7 +30,9 @@ STATUS_NAMES = {
     ingest_pb2.JOB_STATUS_PROCESSING: "processing",
     ingest_pb2.JOB_STATUS_INDEXED: "indexed",
     ingest_pb2.JOB_STATUS_FAILED: "failed",
+    ingest_pb2.JOB_STATUS_SUPERSEDED: "superseded",
 }
+MAX_PAGE_SIZE = 500
 
 
 class UploadRejected(Exception):
@@ -45,6 +56,14 @@ async def upload(
     file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file")],
     tags: Annotated[str, Form(description="Comma-separated tags")] = "",
     title: Annotated[str, Form(description="Optional title; defaults to the file name")] = "",
+    document_key: Annotated[str, Form(
+        description="Stable key: re-uploading it replaces the document as a new version"
+    )] = "",
+    idempotency_key: Annotated[str, Header(
+        alias="Idempotency-Key",
+        description="Retries with the same key return the first response; 409 if the "
+        "upload differs",
+    )] = "",
 ) -> UploadAccepted:
     """Store the file in S3 and queue it for indexing; poll /jobs/{job_id} for progress."""
     clients: ServiceClients = request.app.state.clients
@@ -60,17 +79,26 @@ async def upload(
         raise UploadRejected(415, "unsupported_type", str(exc)) from exc
     except RagchatError as exc:
         raise UploadRejected(422, "invalid_file", str(exc)) from exc
-    accepted = await clients.ingest.SubmitDocument(
-        ingest_pb2.SubmitDocumentRequest(
-            filename=filename,
-            content_type=content_type,
-            content=data,
-            tags=[t for t in tags.split(",") if t.strip()],
-            title=title,
-        ),
-        timeout=settings.upload_deadline_s,
+    try:
+        accepted = await clients.ingest.SubmitDocument(
+            ingest_pb2.SubmitDocumentRequest(
+                filename=filename,
+                content_type=content_type,
+                content=data,
+                tags=[t for t in tags.split(",") if t.strip()],
+                title=title,
+                document_key=document_key,
+                request_id=idempotency_key,
+            ),
+            timeout=settings.upload_deadline_s,
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+            raise UploadRejected(409, "conflict", exc.details() or "conflict") from exc
+        raise
+    return UploadAccepted(
+        job_id=accepted.job_id, document_id=accepted.document_id, version=accepted.version
     )
-    return UploadAccepted(job_id=accepted.job_id, document_id=accepted.document_id)
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True)
@@ -85,42 +113,80 @@ async def get_job(job_id: str, request: Request) -> JobView:
         job_id=job.job_id,
         document_id=job.document_id,
         status=status,  # type: ignore[arg-type]
-        error=job.error if status == "failed" else None,
+        error=job.error if status in ("failed", "superseded") else None,
         chunk_count=job.chunk_count,
         attempts=job.attempts,
+        version=job.version,
     )
 
 
 @router.get("/documents", response_model=DocumentPage)
 async def list_documents(
-    request: Request, page_size: int = 100, page_token: str = ""
+    request: Request,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    page_token: str = "",
 ) -> DocumentPage:
-    """Documents, newest first, with the state of their latest indexing job."""
+    """Documents, newest first, with the state of their current version's indexing job.
+
+    Pages are keyset pages: uploads arriving between calls never shift them.
+    """
     clients: ServiceClients = request.app.state.clients
     page = await clients.ingest.ListDocuments(
         ingest_pb2.ListDocumentsRequest(page_size=page_size, page_token=page_token),
         timeout=request.app.state.settings.deadline_s,
     )
-    docs = [
-        DocumentView(
-            document_id=d.document_id,
-            title=d.title,
-            source=d.source,
-            content_type=d.content_type,
-            size_bytes=d.size_bytes,
-            tags=list(d.tags),
-            created_at=d.create_time.ToDatetime(tzinfo=UTC) if d.HasField("create_time") else None,
-            status=STATUS_NAMES[d.status],  # type: ignore[arg-type]
-            chunk_count=d.chunk_count,
-        )
-        for d in page.documents
-    ]
+    docs = [DocumentView(**_document_fields(d)) for d in page.documents]
     return DocumentPage(documents=docs, next_page_token=page.next_page_token or None)
+
+
+@router.get("/documents/{document_id}", response_model=DocumentDetail)
+async def get_document(document_id: str, request: Request) -> DocumentDetail:
+    """A document, its current version and the history of every version."""
+    clients: ServiceClients = request.app.state.clients
+    found = await clients.ingest.GetDocument(
+        ingest_pb2.GetDocumentRequest(document_id=document_id),
+        timeout=request.app.state.settings.deadline_s,
+    )
+    versions = [
+        DocumentVersionView(
+            version=v.version,
+            sha256=v.sha256,
+            size_bytes=v.size_bytes,
+            content_type=v.content_type,
+            source=v.source,
+            created_at=_time(v.create_time) if v.HasField("create_time") else None,
+            status=STATUS_NAMES[v.status],  # type: ignore[arg-type]
+            job_id=v.job_id,
+            chunk_count=v.chunk_count,
+        )
+        for v in found.versions
+    ]
+    return DocumentDetail(**_document_fields(found.document), versions=versions)
+
+
+def _time(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _document_fields(d: ingest_pb2.Document) -> dict[str, Any]:
+    return {
+        "document_id": d.document_id,
+        "title": d.title,
+        "source": d.source,
+        "content_type": d.content_type,
+        "size_bytes": d.size_bytes,
+        "tags": list(d.tags),
+        "created_at": _time(d.create_time) if d.HasField("create_time") else None,
+        "status": STATUS_NAMES[d.status],
+        "chunk_count": d.chunk_count,
+        "version": d.version,
+        "document_key": d.document_key or None,
+    }
 
 
 @router.delete("/documents/{document_id}", status_code=204)
 async def delete_document(document_id: str, request: Request) -> Response:
-    """Delete a document, its chunks and its raw file."""
+    """Delete a document everywhere: chunks, jobs, versions and every raw file."""
     clients: ServiceClients = request.app.state.clients
     await clients.ingest.DeleteDocument(
         ingest_pb2.DeleteDocumentRequest(document_id=document_id),

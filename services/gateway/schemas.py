@@ -7,12 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-JobStatus = Literal["queued", "processing", "indexed", "failed"]
+JobStatus = Literal["queued", "processing", "indexed", "failed", "superseded"]
 
 
 class UploadAccepted(BaseModel):
     job_id: str
     document_id: str
+    version: int = Field(description="the document version this job indexes (1 = new)")
 
 
 class JobView(BaseModel):
@@ -22,6 +23,7 @@ class JobView(BaseModel):
     error: str | None = None
     chunk_count: int = 0
     attempts: int = 0
+    version: int = 1
 
 
 class DocumentView(BaseModel):
@@ -32,13 +34,33 @@ class DocumentView(BaseModel):
     size_bytes: int
     tags: list[str]
     created_at: datetime | None
-    status: JobStatus
+    status: JobStatus = Field(description="state of the current version's indexing job")
     chunk_count: int
+    version: int = Field(description="the current (latest uploaded) version")
+    document_key: str | None = None
 
 
 class DocumentPage(BaseModel):
     documents: list[DocumentView]
-    next_page_token: str | None = None
+    next_page_token: str | None = Field(
+        default=None, description="opaque; pass as page_token for the next page"
+    )
+
+
+class DocumentVersionView(BaseModel):
+    version: int
+    sha256: str
+    size_bytes: int
+    content_type: str
+    source: str
+    created_at: datetime | None
+    status: JobStatus
+    job_id: str
+    chunk_count: int
+
+
+class DocumentDetail(DocumentView):
+    versions: list[DocumentVersionView] = Field(description="every version, newest first")
 
 
 SearchMode = Literal["dense", "keyword", "hybrid"]

@@ -11,7 +11,8 @@ from services.common.db import Pool
 from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.types import DocumentMeta
 
-STATUSES = ("queued", "processing", "indexed", "failed")
+STATUSES = ("queued", "processing", "indexed", "failed", "superseded")
+PageKey = tuple[datetime, str]  # (created_at, document_id) of the last row of a page
 
 
 @dataclass(frozen=True)
@@ -23,18 +24,50 @@ class Job:
     attempts: int
     chunk_count: int
     updated_at: datetime
+    version: int = 1
 
 
 @dataclass(frozen=True)
 class DocumentRow:
-    meta: DocumentMeta
+    meta: DocumentMeta  # meta.version is the current (latest uploaded) version
     size_bytes: int
     object_key: str
     status: str
     chunk_count: int
+    document_key: str = ""
 
 
-_JOB_COLUMNS = "job_id, document_id, status, error, attempts, chunk_count, updated_at"
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    sha256: str
+    size_bytes: int
+    content_type: str
+    source: str
+    created_at: datetime
+    job_id: str
+    status: str
+    chunk_count: int
+
+
+_JOB_COLUMNS = "job_id, document_id, status, error, attempts, chunk_count, updated_at, version"
+_VERSIONS = """
+SELECT v.version, v.sha256, v.size_bytes, v.content_type, v.source, v.created_at,
+       coalesce(j.job_id, ''), coalesce(j.status, 'queued'), coalesce(j.chunk_count, 0)
+FROM document_versions v LEFT JOIN LATERAL (
+    SELECT job_id, status, chunk_count FROM jobs
+    WHERE jobs.document_id = v.document_id AND jobs.version = v.version
+    ORDER BY created_at DESC LIMIT 1) j ON true
+WHERE v.document_id = %s ORDER BY v.version DESC
+"""
+# Marks older versions' raw files as removed and returns their keys, in one statement.
+_RETIRE = """
+UPDATE document_versions v SET object_key = '' FROM (
+    SELECT document_id, version, object_key FROM document_versions
+    WHERE document_id = %s AND version < %s AND object_key <> '' FOR UPDATE) o
+WHERE v.document_id = o.document_id AND v.version = o.version
+RETURNING o.object_key
+"""
 
 
 class JobRepository:
@@ -48,23 +81,9 @@ class JobRepository:
         if isinstance(self._pool, Pool) and not self._pool.healthy:
             raise Unavailable("the database is unavailable")
 
-    def create(
-        self, job_id: str, meta: DocumentMeta, size_bytes: int, sha256: str, object_key: str
-    ) -> None:
-        """Record a new document and its queued job in one transaction."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute(
-                "INSERT INTO documents (document_id, title, source, content_type, size_bytes,"
-                " sha256, tags, object_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    meta.document_id, meta.title, meta.source, meta.content_type,
-                    size_bytes, sha256, list(meta.tags), object_key,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO jobs (job_id, document_id, status) VALUES (%s, %s, 'queued')",
-                (job_id, meta.document_id),
-            )
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
 
     def get(self, job_id: str) -> Job:
         with self._pool.connection() as conn:
@@ -97,6 +116,17 @@ class JobRepository:
 
     def fail(self, job_id: str, error: str) -> bool:
         return self._set(job_id, "failed", error[:2000], 0)
+
+    def supersede(self, job_id: str) -> bool:
+        """Mark a job whose version is no longer its document's current one; False if gone."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE jobs j SET status = 'superseded', chunk_count = 0, updated_at = now(),"
+                " error = 'superseded by version ' || d.version FROM documents d"
+                " WHERE d.document_id = j.document_id AND j.job_id = %s",
+                (job_id,),
+            )
+        return cur.rowcount > 0
 
     def requeue_after_error(self, job_id: str, error: str) -> bool:
         return self._set(job_id, "queued", error[:2000], 0)
@@ -155,44 +185,67 @@ class JobRepository:
             raise NotFound(f"document {document_id!r} not found")
         return rows[0]
 
-    def list_documents(self, limit: int, offset: int) -> list[DocumentRow]:
-        if limit <= 0 or offset < 0:
-            raise InvalidArgument("page_size must be positive and page_token valid")
-        return self._documents("", (), limit, offset)
+    def document_or_none(self, document_id: str) -> DocumentRow | None:
+        rows = self._documents("WHERE d.document_id = %s", (document_id,), 1)
+        return rows[0] if rows else None
 
-    def _documents(
-        self, where: str, params: tuple[object, ...], limit: int, offset: int = 0
-    ) -> list[DocumentRow]:
+    def list_documents(self, limit: int, after: PageKey | None = None) -> list[DocumentRow]:
+        """Newest first; `after` is the last row of the previous page (keyset paging)."""
+        if limit <= 0:
+            raise InvalidArgument("page_size must be positive")
+        if not after:
+            return self._documents("", (), limit)
+        return self._documents("WHERE (d.created_at, d.document_id) < (%s, %s)", after, limit)
+
+    def _documents(self, where: str, params: tuple[object, ...], limit: int) -> list[DocumentRow]:
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT d.document_id, d.title, d.source, d.content_type, d.tags, d.created_at,"
                 " d.size_bytes, d.object_key, coalesce(j.status, 'queued'),"
-                " coalesce(j.chunk_count, 0)"
+                " coalesce(j.chunk_count, 0), d.version, coalesce(d.document_key, '')"
                 " FROM documents d LEFT JOIN LATERAL (SELECT status, chunk_count FROM jobs"
                 "  WHERE jobs.document_id = d.document_id ORDER BY created_at DESC LIMIT 1) j"
-                f"  ON true {where} ORDER BY d.created_at DESC, d.document_id LIMIT %s OFFSET %s",
-                (*params, limit, offset),
+                f"  ON true {where} ORDER BY d.created_at DESC, d.document_id DESC LIMIT %s",
+                (*params, limit),
             ).fetchall()
         return [
             DocumentRow(
                 meta=DocumentMeta(
                     document_id=r[0], title=r[1], source=r[2], content_type=r[3],
-                    tags=tuple(r[4]), created_at=r[5],
+                    tags=tuple(r[4]), created_at=r[5], version=r[10],
                 ),
                 size_bytes=r[6],
                 object_key=r[7],
                 status=r[8],
                 chunk_count=r[9],
+                document_key=r[11],
             )
             for r in rows
         ]
 
-    def delete_document(self, document_id: str) -> None:
-        """Delete the document row; chunks and jobs go with it (ON DELETE CASCADE)."""
+    def versions(self, document_id: str) -> list[VersionRow]:
+        """Every uploaded version with its job's state, newest first."""
         with self._pool.connection() as conn:
+            rows = conn.execute(_VERSIONS, (document_id,)).fetchall()
+        return [VersionRow(*r) for r in rows]
+
+    def retire_versions_before(self, document_id: str, version: int) -> list[str]:
+        """Forget the raw files of versions older than `version`; returns their keys."""
+        with self._pool.connection() as conn:
+            return [r[0] for r in conn.execute(_RETIRE, (document_id, version)).fetchall()]
+
+    def delete_document(self, document_id: str) -> list[str]:
+        """Delete the document row (chunks, jobs, versions cascade); returns raw-file keys."""
+        with self._pool.connection() as conn, conn.transaction():
+            keys = [r[0] for r in conn.execute(
+                "SELECT object_key FROM document_versions WHERE document_id = %s"
+                " AND object_key <> '' UNION SELECT object_key FROM documents"
+                " WHERE document_id = %s AND object_key <> ''", (document_id, document_id),
+            ).fetchall()]
             cur = conn.execute("DELETE FROM documents WHERE document_id = %s", (document_id,))
         if cur.rowcount == 0:
             raise NotFound(f"document {document_id!r} not found")
+        return sorted(keys)
 
     def stale_jobs(self, older_than_s: float) -> list[Job]:
         """Jobs stuck in queued/processing longer than `older_than_s` (lost messages)."""

@@ -11,7 +11,8 @@ from ragchat.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.errors import InvalidArgument
 from services.common.protomap import timestamp
 from services.common.telemetry import ATTR_DOCUMENT_ID, ATTR_JOB_ID
-from services.ingest.jobs import DocumentRow, JobRepository
+from services.ingest import paging
+from services.ingest.jobs import DocumentRow, JobRepository, VersionRow
 from services.ingest.submission import Submissions
 
 STATUS_TO_PB = {
@@ -19,22 +20,14 @@ STATUS_TO_PB = {
     "processing": ingest_pb2.JOB_STATUS_PROCESSING,
     "indexed": ingest_pb2.JOB_STATUS_INDEXED,
     "failed": ingest_pb2.JOB_STATUS_FAILED,
+    "superseded": ingest_pb2.JOB_STATUS_SUPERSEDED,
 }
-MAX_PAGE_SIZE = 500
 
 
 def _require(value: str, name: str) -> str:
     if not value.strip():
         raise InvalidArgument(f"{name} is required")
     return value
-
-
-def _page_offset(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidArgument("page_token is not valid")
-    return int(token)
 
 
 def _document_pb(row: DocumentRow) -> ingest_pb2.Document:
@@ -48,6 +41,22 @@ def _document_pb(row: DocumentRow) -> ingest_pb2.Document:
         create_time=timestamp(row.meta.created_at),
         status=STATUS_TO_PB[row.status],
         chunk_count=row.chunk_count,
+        version=row.meta.version,
+        document_key=row.document_key,
+    )
+
+
+def _version_pb(row: VersionRow) -> ingest_pb2.DocumentVersion:
+    return ingest_pb2.DocumentVersion(
+        version=row.version,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        content_type=row.content_type,
+        source=row.source,
+        create_time=timestamp(row.created_at),
+        status=STATUS_TO_PB[row.status],
+        job_id=row.job_id,
+        chunk_count=row.chunk_count,
     )
 
 
@@ -59,18 +68,22 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def SubmitDocument(
         self, request: ingest_pb2.SubmitDocumentRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.SubmitDocumentResponse:
-        job_id, document_id = await asyncio.to_thread(
-            self._submissions.submit,
+        accepted = await asyncio.to_thread(
+            self._submissions.accept,
             request.filename,
             request.content_type,
             request.content,
             list(request.tags),
             request.title,
+            request.document_key,
+            request.request_id,
         )
         span = trace.get_current_span()
-        span.set_attribute(ATTR_JOB_ID, job_id)
-        span.set_attribute(ATTR_DOCUMENT_ID, document_id)
-        return ingest_pb2.SubmitDocumentResponse(job_id=job_id, document_id=document_id)
+        span.set_attribute(ATTR_JOB_ID, accepted.job_id)
+        span.set_attribute(ATTR_DOCUMENT_ID, accepted.document_id)
+        return ingest_pb2.SubmitDocumentResponse(
+            job_id=accepted.job_id, document_id=accepted.document_id, version=accepted.version
+        )
 
     async def GetJob(
         self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext
@@ -83,20 +96,29 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             error=job.error if job.status == "failed" else "",
             chunk_count=job.chunk_count,
             attempts=job.attempts,
+            version=job.version,
         )
 
     async def ListDocuments(
         self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListDocumentsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative")
-        size = min(request.page_size or 100, MAX_PAGE_SIZE)
-        offset = _page_offset(request.page_token)
+        size = paging.page_size(request.page_size)
+        after = paging.decode(request.page_token)
         # Fetch one extra row to know whether another page exists.
-        rows = await asyncio.to_thread(self._repo.list_documents, size + 1, offset)
-        token = str(offset + size) if len(rows) > size else ""
+        rows = await asyncio.to_thread(self._repo.list_documents, size + 1, after)
+        token = paging.encode(rows[size - 1]) if len(rows) > size else ""
         return ingest_pb2.ListDocumentsResponse(
             documents=[_document_pb(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def GetDocument(
+        self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.GetDocumentResponse:
+        document_id = _require(request.document_id, "document_id")
+        row = await asyncio.to_thread(self._repo.document, document_id)
+        versions = await asyncio.to_thread(self._repo.versions, document_id)
+        return ingest_pb2.GetDocumentResponse(
+            document=_document_pb(row), versions=[_version_pb(v) for v in versions]
         )
 
     async def DeleteDocument(

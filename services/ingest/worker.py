@@ -10,6 +10,7 @@ and on shutdown hands an unfinished job back to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,15 @@ from collections.abc import Callable
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.errors import InvalidArgument, NotFound, RagchatError, Unavailable
+from services.common.errors import (
+    DocumentDeleted,
+    DocumentSuperseded,
+    InvalidArgument,
+    NotFound,
+    RagchatError,
+    Unavailable,
+)
+from services.common.runner import abandon_running_threads
 from services.common.telemetry import (
     ATTR_CHUNK_COUNT,
     ATTR_DOCUMENT_ID,
@@ -125,6 +134,7 @@ class IndexWorker:
         """Hand an unfinished job back: visible again at once, and `queued`."""
         job_id = str(message.body.get("job_id", ""))
         logger.warning("shutting down mid-job; job %s goes back to the queue", job_id)
+        abandon_running_threads()
         try:
             self._queue.extend(message, 0)
             self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
@@ -153,8 +163,14 @@ class IndexWorker:
 
     def _process(self, job_id: str, message: QueueMessage, span: trace.Span) -> None:
         current = self._repo.get_or_none(job_id)
-        if current is None or current.status in ("indexed", "failed"):
+        if current is None or current.status in ("indexed", "failed", "superseded"):
             # Deleted meanwhile, or a duplicate delivery of settled work.
+            self._queue.ack(message)
+            return
+        doc = self._repo.document_or_none(current.document_id)
+        if doc is not None and current.version < doc.meta.version:
+            # A newer version was uploaded before this one was indexed: skip the parse.
+            self._repo.supersede(job_id)
             self._queue.ack(message)
             return
         limit = self._settings.max_attempts
@@ -164,11 +180,10 @@ class IndexWorker:
             self._give_up(job_id, message, "the worker stopped while indexing it")
             return
         job = self._repo.start(job_id)
-        if job is None:
+        if job is None or doc is None:
             self._queue.ack(message)
             return
         span.set_attribute(ATTR_DOCUMENT_ID, job.document_id)
-        doc = self._repo.document(job.document_id)
         kind = str(message.body.get("kind", ""))
         beat = _Heartbeat(
             self._queue, message, self._settings.visibility_timeout_s,
@@ -177,7 +192,14 @@ class IndexWorker:
         with beat:
             try:
                 data = self._blobs.get(doc.object_key)
-                count = self._pipeline.index_bytes(doc.meta, kind, data)
+                meta = dataclasses.replace(doc.meta, version=job.version)
+                count = self._pipeline.index_bytes(meta, kind, data)
+            except (DocumentSuperseded, DocumentDeleted) as exc:
+                # Settled, not failed: a newer version or a delete won the race.
+                logger.info("job %s skipped: %s", job_id, exc)
+                self._repo.supersede(job_id)
+                self._queue.ack(message)
+                return
             except (InvalidArgument, NotFound) as exc:
                 # Permanent: the file itself is bad or gone; retrying cannot help.
                 logger.info("job %s failed: %s", job_id, exc)
@@ -191,23 +213,38 @@ class IndexWorker:
                 self._repo.delete_document(job.document_id)
             except NotFound:
                 pass
+        else:
+            self._retire_versions_before(job.document_id, job.version)
         span.set_attribute(ATTR_CHUNK_COUNT, count)
         self._queue.ack(message)
         logger.info("job %s indexed %d chunks", job_id, count)
+
+    def _retire_versions_before(self, document_id: str, version: int) -> None:
+        """Delete the raw files of versions the committed one replaced."""
+        for key in self._repo.retire_versions_before(document_id, version):
+            try:
+                self._blobs.delete(key)
+            except Exception:  # noqa: BLE001 - an orphaned raw file harms no reader
+                logger.warning("could not delete raw file %s", key, exc_info=True)
 
     def _settle_failure(self, job_id: str, message: QueueMessage, exc: Exception) -> None:
         """Retry or fail a job. Bookkeeping that fails too (an outage) only logs: the
         message stays in the queue and comes back."""
         reason = str(exc) if isinstance(exc, RagchatError) else type(exc).__name__
         try:
+            if isinstance(exc, Unavailable):
+                # An outage, not a bad document: come back soon, and do not give up on
+                # it (outages do not count against the document).
+                logger.warning("job %s: %s; retrying in %ds", job_id, reason, RETRY_SOON_S)
+                self._queue.extend(message, RETRY_SOON_S)
+                self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
+                return
             if message.receive_count >= self._settings.max_attempts:
                 self._give_up(job_id, message, reason)
                 return
             logger.warning("job %s attempt %d failed (%s); will retry", job_id,
                            message.receive_count, reason, exc_info=True)
             self._repo.requeue_after_error(job_id, f"retrying after: {reason}")
-            if isinstance(exc, Unavailable):
-                self._queue.extend(message, RETRY_SOON_S)
         except Exception:  # noqa: BLE001 - see docstring
             logger.warning("job %s: could not record the failure (%s); the message will be "
                            "redelivered", job_id, reason, exc_info=True)

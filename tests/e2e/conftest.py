@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devstack.embedded import free_port
-from devstack.launcher import Stack, StackConfig
+from devstack.launcher import DEFAULT_PORTS, Stack, StackConfig
 
 
 class RunningStack:
@@ -40,28 +40,39 @@ class RunningStack:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-@pytest.fixture(scope="package")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    root = tmp_path_factory.mktemp("stack")
-    spans = root / "spans.jsonl"
-    config = StackConfig(
+def stack_config(root: Path, env: dict[str, str]) -> StackConfig:
+    """The stack `make run` starts, on free ports, logging to root/logs."""
+    return StackConfig(
         data_dir=root / "data",
         http_port=free_port(),
-        grpc_ports={"retrieval": 0, "generation": 0, "ingest": 0, "memory": 0},
+        grpc_ports=dict.fromkeys(DEFAULT_PORTS, 0),
         log_dir=root / "logs",
-        env={
-            "RAGCHAT_OTEL_EXPORTER": "jsonl",
-            "RAGCHAT_OTEL_JSONL_PATH": str(spans),
-            "RAGCHAT_MAX_UPLOAD_MB": "1",
-            "RAGCHAT_MAX_TOKENS": "40",
-        },
+        env=env,
     )
+
+
+def start_stack(config: StackConfig) -> Stack:
+    """Start it, printing every log tail if it does not come up."""
     stack = Stack(config)
     try:
         stack.start()
     except Exception:
-        _dump_logs(root / "logs")
+        assert config.log_dir is not None
+        dump_logs(config.log_dir)
         raise
+    return stack
+
+
+@pytest.fixture(scope="package")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    root = tmp_path_factory.mktemp("stack")
+    spans = root / "spans.jsonl"
+    stack = start_stack(stack_config(root, {
+        "RAGCHAT_OTEL_EXPORTER": "jsonl",
+        "RAGCHAT_OTEL_JSONL_PATH": str(spans),
+        "RAGCHAT_MAX_UPLOAD_MB": "1",
+        "RAGCHAT_MAX_TOKENS": "40",
+    }))
     running = RunningStack(stack, spans)
     yield running
     running.http.close()
@@ -69,10 +80,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]
     running.exit_codes = codes  # type: ignore[attr-defined]
     bad = {name: code for name, code in codes.items() if code != 0}
     if bad:
-        _dump_logs(root / "logs")
+        dump_logs(root / "logs")
     assert not bad, f"services did not exit cleanly on SIGTERM: {bad}"
 
 
-def _dump_logs(folder: Path) -> None:
+def dump_logs(folder: Path) -> None:
     for log in sorted(folder.glob("*.log")):
         print(f"===== {log.name} =====\n{log.read_text(errors='replace')[-4000:]}")

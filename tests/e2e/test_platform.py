@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -33,13 +34,18 @@ def indexed(platform: RunningStack) -> dict[str, str]:
     return docs
 
 
-def test_health_reports_every_service_serving(platform: RunningStack) -> None:
+def test_health_reports_every_service_and_dependency_serving(platform: RunningStack) -> None:
     resp = platform.http.get("/health")
     assert resp.status_code == 200
-    assert resp.json() == {
-        "status": "ok",
-        "services": dict.fromkeys(["retrieval", "generation", "ingest", "memory"], "SERVING"),
-    }
+    body = resp.json()
+    assert body["status"] == "ok"
+    assert {"retrieval", "generation", "ingest", "memory"} <= set(body["services"])
+    assert set(body["services"].values()) == {"SERVING"}
+    deps = body["dependencies"]
+    assert deps["retrieval"]["postgres"] == deps["memory"]["postgres"] == "SERVING"
+    ingest = deps.get("ingest-worker", deps["ingest"])
+    assert {ingest["postgres"], ingest["s3"], ingest["sqs"]} == {"SERVING"}
+    assert platform.http.get("/livez").json() == {"status": "ok"}
 
 
 def test_openapi_docs_are_served(platform: RunningStack) -> None:
@@ -239,6 +245,24 @@ def test_an_upload_trace_continues_into_the_worker(platform: RunningStack) -> No
     by_id = {s["span_id"]: s for s in spans if s["trace_id"] == worker["trace_id"]}
     parent = by_id[worker["parent_id"]]
     assert parent["service"] == "ingest"  # the SubmitDocument server span that sent the message
+
+
+def test_a_stream_whose_generation_dies_ends_with_an_error_event(
+    platform: RunningStack, indexed: dict[str, str]
+) -> None:
+    """Runs late in this module: it stops the generation service."""
+    assert platform.stack.stop_process("generation") == 0
+    with platform.http.stream("POST", "/query/stream",
+                              json={"question": "Who was the duke at Hastings?"}) as resp:
+        assert resp.status_code == 200
+        text = "".join(resp.iter_text())
+    assert "event: error" in text, text
+    payload = json.loads(text.split("event: error\ndata: ", 1)[1].split("\n", 1)[0])
+    assert payload["error"] == "unavailable" and payload["status"] == 503
+    assert platform.http.get("/livez").status_code == 200  # the gateway itself is fine
+    health = platform.http.get("/health")
+    assert health.status_code == 503
+    assert health.json()["services"]["generation"] != "SERVING"
 
 
 def test_health_names_a_stopped_service(platform: RunningStack) -> None:

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -16,11 +16,13 @@ import psycopg
 import pytest
 
 from devstack.embedded import (
+    BucketAndQueue,
     EmbeddedMoto,
     EmbeddedPostgres,
     ensure_bucket_and_queue,
     start_postgres,
 )
+from devstack.supervisor import Backoff, MotoChild, PostgresChild, Supervisor
 
 
 @pytest.fixture
@@ -158,3 +160,78 @@ def test_ensure_bucket_and_queue_is_idempotent(moto: EmbeddedMoto) -> None:
     assert redrive["deadLetterTargetArn"].endswith(":idem-dlq")
     s3 = _session().client("s3", endpoint_url=moto.endpoint_url)
     assert "idem" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_ensure_recreates_a_deleted_bucket_and_queues_at_the_same_urls(
+    moto: EmbeddedMoto,
+) -> None:
+    resources = BucketAndQueue(moto.endpoint_url, "gone", "gone", max_receive_count=3)
+    first = resources.ensure()
+    session = _session()
+    s3 = session.client("s3", endpoint_url=moto.endpoint_url)
+    sqs = session.client("sqs", endpoint_url=moto.endpoint_url)
+    s3.delete_bucket(Bucket="gone")
+    sqs.delete_queue(QueueUrl=first.url)
+    sqs.delete_queue(QueueUrl=first.dlq_url)
+
+    assert resources.ensure() == first
+    s3.put_object(Bucket="gone", Key="k", Body=b"back")
+    attrs = sqs.get_queue_attributes(QueueUrl=first.url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 3
+    assert redrive["deadLetterTargetArn"].endswith(":gone-dlq")
+
+
+def test_backoff_doubles_to_a_cap_and_resets_after_a_stable_run() -> None:
+    backoff = Backoff(initial=1, maximum=8, stable_s=60)
+    assert [backoff.delay(uptime_s=1) for _ in range(6)] == [1, 2, 4, 8, 8, 8]
+    assert backoff.delay(uptime_s=61) == 1
+    assert backoff.delay(uptime_s=1) == 2
+
+
+def _supervise_until(supervisor: Supervisor, done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not restarted in time"
+        supervisor.supervise_once()
+        time.sleep(0.1)
+
+
+def _fast() -> Backoff:
+    return Backoff(initial=0.2, maximum=1)
+
+
+def test_supervisor_restarts_killed_moto_on_the_same_port(tmp_path: Path) -> None:
+    child = MotoChild(log_path=tmp_path / "moto.log")
+    child.start()
+    restarted: list[str] = []
+    supervisor = Supervisor([child], restarted.append, lambda: None, backoff=_fast)
+    supervisor.mark_started("moto")
+    try:
+        assert child.server is not None
+        url, first = child.server.endpoint_url, child.server.process
+        child.kill(signal.SIGKILL)
+        _supervise_until(supervisor, lambda: restarted == ["moto"], timeout=30)
+        assert child.server.endpoint_url == url and child.server.process is not first
+        sqs = _session().client("sqs", endpoint_url=url)
+        assert "QueueUrls" not in sqs.list_queues()  # moto keeps nothing across a restart
+    finally:
+        child.stop()
+
+
+def test_supervisor_restarts_postgres_on_the_same_port_with_its_data(pg_dir: Path) -> None:
+    child = PostgresChild(pg_dir)
+    child.start()
+    restarted: list[str] = []
+    supervisor = Supervisor([child], restarted.append, lambda: None, backoff=_fast)
+    supervisor.mark_started("postgres")
+    try:
+        assert child.server is not None
+        _write_row(child.server, "durable")
+        dsn = child.server.dsn
+        child.kill(signal.SIGQUIT)  # immediate shutdown, as after a crash
+        _supervise_until(supervisor, lambda: restarted == ["postgres"], timeout=60)
+        assert child.server.dsn == dsn
+        assert _rows(child.server) == ["durable"]
+    finally:
+        child.stop()

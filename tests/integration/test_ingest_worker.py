@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from services.common.aws import s3_client, sqs_client
 from services.common.embeddings import EmbeddingProvider
-from services.common.errors import InvalidArgument, NotFound, TooLarge, Unsupported
+from services.common.errors import InvalidArgument, NotFound, TooLarge, Unavailable, Unsupported
 from services.common.types import ChunkRecord, DocumentMeta
 from services.common.vectorstore.pgvector import PgVectorStore
 from services.ingest.adapters import QueueMessage, S3BlobStore, SqsJobQueue
@@ -190,3 +191,85 @@ def test_chunk_ids_are_stable_per_document(harness: Harness) -> None:
     chunks = pipeline.chunk("doc1", PARAGRAPHS)
     assert [c.chunk_id for c in chunks[:2]] == ["doc1:0", "doc1:1"]
     assert all(isinstance(c, ChunkRecord) for c in chunks)
+
+
+def test_a_job_whose_worker_keeps_dying_fails_before_the_dead_letter_queue(
+    harness: Harness,
+) -> None:
+    """A document that kills the worker on every delivery never finishes bookkeeping;
+    the last delivery (by SQS receive count) marks it failed instead of retrying."""
+    job_id, _ = harness.submissions.submit("crash.txt", "", PARAGRAPHS.encode())
+    for _ in range(harness.settings.max_attempts - 1):
+        message = harness.receive()
+        harness.repo.start(job_id)  # the worker started it, then died without a trace
+        harness.queue.extend(message, 0)
+    last = harness.receive()
+    assert last.receive_count == harness.settings.max_attempts
+    harness.worker.process(last)
+    job = harness.repo.get(job_id)
+    assert job.status == "failed"
+    assert "worker stopped while indexing" in job.error
+    assert harness.queue.receive(1, 1) == []  # acknowledged: nothing reaches the DLQ
+
+
+def test_dead_letters_mark_their_job_failed_and_redrive_requeues_it(
+    harness: Harness, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.ingest import redrive
+    from services.ingest.maintenance import settle_dead_letter
+
+    job_id, _ = harness.submissions.submit("dead.txt", "", PARAGRAPHS.encode())
+    message = harness.receive()
+    harness.queue.ack(message)
+    dlq_url = aws["sqs_queue_url"] + "-dlq"
+    dlq = SqsJobQueue(sqs_client(harness.settings), dlq_url)
+    dlq.send(message.body)  # what SQS does after maxReceiveCount deliveries
+    for dead in dlq.receive(10, 1):
+        settle_dead_letter(harness.repo, dlq, dead)
+    job = harness.repo.get(job_id)
+    assert job.status == "failed" and "dead-lettered" in job.error
+    assert dlq.receive(10, 1) == []
+
+    for key, value in aws.items():
+        monkeypatch.setenv(f"RAGCHAT_{key.upper()}", value)
+    monkeypatch.setenv("RAGCHAT_DATABASE_URL", harness.repo._pool.conninfo)  # noqa: SLF001
+    assert redrive.main(["--list"]) == 0
+    assert job_id in capsys.readouterr().out
+    assert redrive.main([job_id]) == 0
+    assert harness.repo.get(job_id).status == "queued"
+    harness.worker.process(harness.receive())
+    assert harness.repo.get(job_id).status == "indexed"
+    assert redrive.main(["no-such-job"]) == 1
+
+
+def test_the_heartbeat_keeps_a_running_job_out_of_the_stale_sweep(harness: Harness) -> None:
+    job_id, _ = harness.submissions.submit("slow.txt", "", PARAGRAPHS.encode())
+    with harness.repo._pool.connection() as conn:  # noqa: SLF001
+        conn.execute("UPDATE jobs SET updated_at = now() - interval '1 hour'")
+    assert [j.job_id for j in harness.repo.stale_jobs(600)] == [job_id]
+    from services.ingest.worker import _Heartbeat
+
+    message = harness.receive()
+    with _Heartbeat(harness.queue, message, 10, lambda: harness.repo.touch(job_id)):
+        time.sleep(4)  # one beat (timeout / 3)
+    assert harness.repo.stale_jobs(600) == []
+
+
+def test_a_missing_bucket_or_queue_shows_as_unhealthy_and_uploads_fail_fast(
+    harness: Harness, aws: dict[str, str]
+) -> None:
+    """Services create no AWS resource: a missing one is a failed health probe."""
+    missing_bucket = S3BlobStore(s3_client(harness.settings), aws["s3_bucket"] + "-gone")
+    missing_queue = SqsJobQueue(sqs_client(harness.settings), aws["sqs_queue_url"] + "-gone")
+    for probe in (missing_bucket.check, missing_queue.check):
+        with pytest.raises(Exception):  # noqa: B017 - botocore's not-found error
+            probe()
+    assert not missing_bucket.healthy and not missing_queue.healthy
+    with pytest.raises(Unavailable):
+        missing_bucket.put("documents/x/y.txt", b"x", "text/plain")
+    with pytest.raises(Unavailable):
+        missing_queue.send({"job_id": "x"})
+    harness.blobs.check()
+    harness.queue.check()
+    assert harness.blobs.healthy and harness.queue.healthy

@@ -213,4 +213,5 @@ def test_migrate_is_idempotent_and_refuses_another_dimension(
     with psycopg.connect(dsn) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert tables == {"documents", "jobs", "chunks", "sessions", "turns"}
+    assert tables == {"documents", "jobs", "chunks", "sessions", "turns", "document_versions",
+                      "idempotency_keys"}

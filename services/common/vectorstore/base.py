@@ -22,6 +22,9 @@ class VectorStore(ABC):
 
         Idempotent: running it again with the same input leaves the same state.
         Raises ValueError if vectors do not match the chunks or the store's dimension.
+        With `doc.version` set (ingest), raises DocumentSuperseded if the document has a
+        newer version, and on PostgreSQL DocumentDeleted if its row is gone; nothing is
+        written then. Version 0 (offline tools) creates or overwrites the document.
         """
 
     @abstractmethod

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from services.common.errors import DocumentSuperseded
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
     VectorStore,
@@ -63,6 +64,7 @@ class ChromaVectorStore(VectorStore):
             old = self._collection.get(
                 where={"document_id": doc.document_id}, include=["metadatas"]
             )
+            _check_version(doc, old["metadatas"] or [])
             created = _created_at(doc, old["metadatas"] or [])
             meta = _document_metadata(doc, created)
             new_ids = [c.chunk_id for c in chunks]
@@ -204,7 +206,19 @@ def _document_metadata(doc: DocumentMeta, created_at: float) -> dict[str, Any]:
     }
     if doc.tags:
         meta["tags"] = list(doc.tags)
+    if doc.version:
+        meta["version"] = doc.version
     return meta
+
+
+def _check_version(doc: DocumentMeta, old_metadatas: Sequence[Any]) -> None:
+    """Refuse to overwrite chunks of a newer document version with an older one."""
+    stored = max((int(m.get("version", 0)) for m in old_metadatas if m), default=0)
+    if doc.version and stored > doc.version:
+        raise DocumentSuperseded(
+            f"document {doc.document_id!r} version {doc.version} was superseded by "
+            f"version {stored}"
+        )
 
 
 def _created_at(doc: DocumentMeta, old_metadatas: Sequence[Any]) -> float:

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from psycopg import sql
+from psycopg import Connection, sql
+from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from services.common.db import chunks_dimension
+from services.common.errors import DocumentDeleted, DocumentSuperseded
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
     VectorStore,
@@ -132,22 +134,29 @@ class PgVectorStore(VectorStore):
         matrix = check_batch(doc, chunks, vectors, self.dimension())
         created = as_utc(doc.created_at) if doc.created_at else None
         with self._pool.connection() as conn, conn.transaction():
-            # The upsert locks the document row first, so two concurrent replaces of
+            # Both branches lock the document row first, so two concurrent replaces of
             # the same document run one after the other instead of interleaving.
-            conn.execute(
-                _UPSERT_DOCUMENT,
-                (doc.document_id, doc.title, doc.source, doc.content_type, list(doc.tags),
-                 created),
-            )
+            if doc.version:
+                _claim_version(conn, doc)
+            else:
+                conn.execute(
+                    _UPSERT_DOCUMENT,
+                    (doc.document_id, doc.title, doc.source, doc.content_type,
+                     list(doc.tags), created),
+                )
             removed = conn.execute(
                 "DELETE FROM chunks WHERE document_id = %s", (doc.document_id,)
             ).rowcount
-            with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-                copy.set_types(["text", "text", "int4", "text", "vector"])
-                for chunk, vector in zip(chunks, matrix, strict=True):
-                    copy.write_row(
-                        (chunk.chunk_id, chunk.document_id, chunk.ordinal, chunk.text, vector)
-                    )
+            try:
+                with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
+                    copy.set_types(["text", "text", "int4", "text", "vector"])
+                    for chunk, vector in zip(chunks, matrix, strict=True):
+                        copy.write_row(
+                            (chunk.chunk_id, chunk.document_id, chunk.ordinal, chunk.text,
+                             vector)
+                        )
+            except pg_errors.ForeignKeyViolation as exc:
+                raise DocumentDeleted(f"document {doc.document_id!r} was deleted") from exc
         logger.debug("document %s: replaced %d chunks with %d", doc.document_id, removed,
                      len(chunks))
 
@@ -214,6 +223,20 @@ class PgVectorStore(VectorStore):
                     "SELECT count(*) FROM chunks WHERE document_id = %s", (document_id,)
                 ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _claim_version(conn: Connection[Any], doc: DocumentMeta) -> None:
+    """Lock the document row; raise unless `doc.version` is still its current version."""
+    row = conn.execute(
+        "SELECT version FROM documents WHERE document_id = %s FOR UPDATE", (doc.document_id,)
+    ).fetchone()
+    if row is None:
+        raise DocumentDeleted(f"document {doc.document_id!r} was deleted")
+    if int(row[0]) != doc.version:
+        raise DocumentSuperseded(
+            f"document {doc.document_id!r} version {doc.version} was superseded by "
+            f"version {row[0]}"
+        )
 
 
 def _conditions(flt: SearchFilter, params: dict[str, Any]) -> sql.Composable:

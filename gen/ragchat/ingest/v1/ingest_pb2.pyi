@@ -36,6 +36,8 @@ class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.V
     """Its chunks are searchable."""
     JOB_STATUS_FAILED: _JobStatus.ValueType  # 4
     """It could not be indexed; see error."""
+    JOB_STATUS_SUPERSEDED: _JobStatus.ValueType  # 5
+    """A newer version of its document was uploaded first; it was skipped."""
 
 class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper):
     """The state of an indexing job."""
@@ -50,6 +52,8 @@ JOB_STATUS_INDEXED: JobStatus.ValueType  # 3
 """Its chunks are searchable."""
 JOB_STATUS_FAILED: JobStatus.ValueType  # 4
 """It could not be indexed; see error."""
+JOB_STATUS_SUPERSEDED: JobStatus.ValueType  # 5
+"""A newer version of its document was uploaded first; it was skipped."""
 Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 @_typing.final
@@ -63,6 +67,8 @@ class SubmitDocumentRequest(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KEY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     """The file name, used to pick the parser and as the default title."""
     content_type: _builtins.str
@@ -71,6 +77,14 @@ class SubmitDocumentRequest(_message.Message):
     """The raw bytes."""
     title: _builtins.str
     """Optional title; defaults to the file name."""
+    document_key: _builtins.str
+    """Optional stable key: uploading the same key again replaces the document as a new
+    version (same document_id); identical content creates no new version.
+    """
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same key and request returns the
+    original response; the same key with a different request fails ALREADY_EXISTS.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Free-form tags for filtering."""
@@ -83,10 +97,12 @@ class SubmitDocumentRequest(_message.Message):
         content: _builtins.bytes = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         title: _builtins.str = ...,
+        document_key: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "filename", b"filename", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "document_key", b"document_key", "filename", b"filename", "request_id", b"request_id", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -100,19 +116,23 @@ class SubmitDocumentResponse(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Id of the indexing job."""
     document_id: _builtins.str
     """Id the document will have once indexed."""
+    version: _builtins.int
+    """The document version this job indexes (1 for a new document)."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         document_id: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "job_id", b"job_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,6 +172,7 @@ class GetJobResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job id."""
     document_id: _builtins.str
@@ -164,6 +185,8 @@ class GetJobResponse(_message.Message):
     """Number of chunks written, once indexed."""
     attempts: _builtins.int
     """How many times a worker has picked it up."""
+    version: _builtins.int
+    """The document version it indexes."""
     def __init__(
         self,
         *,
@@ -173,10 +196,11 @@ class GetJobResponse(_message.Message):
         error: _builtins.str = ...,
         chunk_count: _builtins.int = ...,
         attempts: _builtins.int = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chunk_count", b"chunk_count", "document_id", b"document_id", "error", b"error", "job_id", b"job_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chunk_count", b"chunk_count", "document_id", b"document_id", "error", b"error", "job_id", b"job_id", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -191,9 +215,9 @@ class ListDocumentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Maximum documents to return; 0 means 100."""
+    """Maximum documents to return, 1 to 500; 0 means 100."""
     page_token: _builtins.str
-    """The next_page_token of a previous response."""
+    """The opaque next_page_token of a previous response."""
     def __init__(
         self,
         *,
@@ -223,6 +247,8 @@ class Document(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KEY_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document id."""
     title: _builtins.str
@@ -237,6 +263,10 @@ class Document(_message.Message):
     """State of its latest indexing job."""
     chunk_count: _builtins.int
     """Number of chunks indexed."""
+    version: _builtins.int
+    """The current (latest uploaded) version."""
+    document_key: _builtins.str
+    """The stable key it was uploaded with; empty if none."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Its tags."""
@@ -257,14 +287,124 @@ class Document(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         status: Global___JobStatus.ValueType = ...,
         chunk_count: _builtins.int = ...,
+        version: _builtins.int = ...,
+        document_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "content_type", b"content_type", "create_time", b"create_time", "document_id", b"document_id", "size_bytes", b"size_bytes", "source", b"source", "status", b"status", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "content_type", b"content_type", "create_time", b"create_time", "document_id", b"document_id", "document_key", b"document_key", "size_bytes", b"size_bytes", "source", b"source", "status", b"status", "tags", b"tags", "title", b"title", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Document: _TypeAlias = Document  # noqa: Y015
+
+@_typing.final
+class DocumentVersion(_message.Message):
+    """One uploaded version of a document."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    CHUNK_COUNT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """1, 2, ... in upload order."""
+    sha256: _builtins.str
+    """SHA-256 of the raw bytes, hex."""
+    size_bytes: _builtins.int
+    """Size of the raw bytes."""
+    content_type: _builtins.str
+    """Its MIME type."""
+    source: _builtins.str
+    """The file name it was uploaded as."""
+    status: Global___JobStatus.ValueType
+    """State of its indexing job."""
+    job_id: _builtins.str
+    """Its indexing job."""
+    chunk_count: _builtins.int
+    """Number of chunks its job indexed."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was uploaded."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        content_type: _builtins.str = ...,
+        source: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        status: Global___JobStatus.ValueType = ...,
+        job_id: _builtins.str = ...,
+        chunk_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "content_type", b"content_type", "create_time", b"create_time", "job_id", b"job_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "source", b"source", "status", b"status", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentVersion: _TypeAlias = DocumentVersion  # noqa: Y015
+
+@_typing.final
+class GetDocumentRequest(_message.Message):
+    """Which document to report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """The document id."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentRequest: _TypeAlias = GetDocumentRequest  # noqa: Y015
+
+@_typing.final
+class GetDocumentResponse(_message.Message):
+    """A document with its version history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def document(self) -> Global___Document:
+        """The document, as its current version describes it."""
+
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentVersion]:
+        """Every version, newest first."""
+
+    def __init__(
+        self,
+        *,
+        document: Global___Document | None = ...,
+        versions: _abc.Iterable[Global___DocumentVersion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentResponse: _TypeAlias = GetDocumentResponse  # noqa: Y015
 
 @_typing.final
 class ListDocumentsResponse(_message.Message):
@@ -275,7 +415,9 @@ class ListDocumentsResponse(_message.Message):
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Pass to the next call for more; empty on the last page."""
+    """Pass to the next call for more; empty on the last page. Pages are keyed on
+    (create_time, document_id), so uploads arriving meanwhile never shift them.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
         """The documents, newest first."""

@@ -50,6 +50,11 @@ class IngestServiceStub:
                 request_serializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
                 response_deserializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsResponse.FromString,
                 _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/ragchat.ingest.v1.IngestService/GetDocument',
+                request_serializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
         self.DeleteDocument = channel.unary_unary(
                 '/ragchat.ingest.v1.IngestService/DeleteDocument',
                 request_serializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.DeleteDocumentRequest.SerializeToString,
@@ -82,8 +87,15 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDocument(self, request, context):
+        """Reports a document, its current version and its version history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteDocument(self, request, context):
-        """Deletes a document, its chunks and its raw file.
+        """Deletes a document, its chunks and the raw files of all its versions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,6 +118,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListDocuments,
                     request_deserializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsRequest.FromString,
                     response_serializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentRequest.FromString,
+                    response_serializer=ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentResponse.SerializeToString,
             ),
             'DeleteDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDocument,
@@ -195,6 +212,33 @@ class IngestService:
             '/ragchat.ingest.v1.IngestService/ListDocuments',
             ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
             ragchat_dot_ingest_dot_v1_dot_ingest__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragchat.ingest.v1.IngestService/GetDocument',
+            ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentRequest.SerializeToString,
+            ragchat_dot_ingest_dot_v1_dot_ingest__pb2.GetDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

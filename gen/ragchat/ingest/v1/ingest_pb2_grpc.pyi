@@ -39,8 +39,10 @@ class IngestServiceStub:
     """Reports the state of an indexing job."""
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.ListDocumentsRequest, _ingest_pb2.ListDocumentsResponse]
     """Lists documents, newest first."""
+    GetDocument: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.GetDocumentRequest, _ingest_pb2.GetDocumentResponse]
+    """Reports a document, its current version and its version history."""
     DeleteDocument: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.DeleteDocumentRequest, _ingest_pb2.DeleteDocumentResponse]
-    """Deletes a document, its chunks and its raw file."""
+    """Deletes a document, its chunks and the raw files of all its versions."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -53,8 +55,10 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """Reports the state of an indexing job."""
     ListDocuments: _aio.UnaryUnaryMultiCallable[_ingest_pb2.ListDocumentsRequest, _ingest_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     """Lists documents, newest first."""
+    GetDocument: _aio.UnaryUnaryMultiCallable[_ingest_pb2.GetDocumentRequest, _ingest_pb2.GetDocumentResponse]  # type: ignore[assignment]
+    """Reports a document, its current version and its version history."""
     DeleteDocument: _aio.UnaryUnaryMultiCallable[_ingest_pb2.DeleteDocumentRequest, _ingest_pb2.DeleteDocumentResponse]  # type: ignore[assignment]
-    """Deletes a document, its chunks and its raw file."""
+    """Deletes a document, its chunks and the raw files of all its versions."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accepts documents and tracks their indexing."""
@@ -84,11 +88,19 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists documents, newest first."""
 
     @_abc_1.abstractmethod
+    def GetDocument(
+        self,
+        request: _ingest_pb2.GetDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_pb2.GetDocumentResponse, _abc.Awaitable[_ingest_pb2.GetDocumentResponse]]:
+        """Reports a document, its current version and its version history."""
+
+    @_abc_1.abstractmethod
     def DeleteDocument(
         self,
         request: _ingest_pb2.DeleteDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.DeleteDocumentResponse, _abc.Awaitable[_ingest_pb2.DeleteDocumentResponse]]:
-        """Deletes a document, its chunks and its raw file."""
+        """Deletes a document, its chunks and the raw files of all its versions."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
