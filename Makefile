@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint protos clean
+.PHONY: install run test lint protos images clean
 
 install: $(STAMP)
 
@@ -30,6 +30,19 @@ lint: install
 	$(BIN)/ruff check .
 	PYTHON=$(BIN)/python ./scripts/gen_protos.sh > /dev/null
 	@git diff --quiet --exit-code -- gen || (echo "gen/ is stale: run 'make protos' and commit" && git --no-pager diff --stat -- gen && exit 1)
+	$(BIN)/hadolint deploy/docker/Dockerfile
+	$(BIN)/cfn-lint deploy/ecs/cfn/*.yaml
+
+# Container images, one per deployable (needs a Docker daemon; no test depends on it).
+IMAGE_REPOSITORY ?= ragchat
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+IMAGE_TARGETS := gateway memory retrieval generation ingest-api ingest-worker
+
+images:
+	@for target in $(IMAGE_TARGETS); do \
+		docker build -f deploy/docker/Dockerfile --target $$target \
+			-t $(IMAGE_REPOSITORY)/$$target:$(IMAGE_TAG) . || exit 1; \
+	done
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

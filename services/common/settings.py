@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDERS = {"", "changeme", "test", "dummy", "secret"}
@@ -47,6 +47,9 @@ class DatabaseSettings(GrpcServiceSettings):
     """A service that talks to PostgreSQL."""
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/ragchat"
+    # Supplied apart from the URL (in ECS: from the RDS-managed secret); wins over a
+    # password in the URL. Read it through database_dsn(), never log it.
+    database_password: SecretStr = SecretStr("")
     db_pool_max: int = 8
     # Width of the chunks.embedding column; must match the embedding model.
     embedding_dim: int = 384
@@ -60,6 +63,16 @@ class DatabaseSettings(GrpcServiceSettings):
 
     def should_migrate(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production()
+
+    def database_dsn(self) -> str:
+        """The connection string to use: database_url with database_password merged in."""
+        password = self.database_password.get_secret_value()
+        if not password:
+            return self.database_url
+        refuse_placeholder_secret("RAGCHAT_DATABASE_PASSWORD", password, self)
+        from psycopg.conninfo import make_conninfo  # deferred: settings stay import-light
+
+        return make_conninfo(self.database_url, password=password)
 
 
 class EmbeddingSettings(DatabaseSettings):

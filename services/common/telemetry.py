@@ -7,7 +7,9 @@ spans can be joined into one trace.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,8 +26,16 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
 from services.common.settings import CommonSettings
+
+logger = logging.getLogger(__name__)
 
 # Custom span attributes: all start with "ragchat." and are defined here only.
 ATTR_DOCUMENT_ID = "ragchat.document.id"
@@ -79,6 +89,32 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+class SkipOrphanClientSpans(Sampler):
+    """Root sampler: drop client spans that belong to no request or job.
+
+    With PostgreSQL and AWS calls instrumented, health probes, queue long-polls and
+    sweeps would each start a trace of their own every few seconds; calls made while
+    serving a request or a job are children and are kept.
+    """
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind == trace.SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "SkipOrphanClientSpans"
+
+
 def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
     """Install a global tracer provider exporting where the settings say."""
     resource = Resource.create(
@@ -88,7 +124,7 @@ def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvid
             "deployment.environment": settings.environment,
         }
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(root=SkipOrphanClientSpans()))
     exporter = settings.otel_exporter
     if exporter == "none" and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         exporter = "otlp"
@@ -103,7 +139,26 @@ def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvid
             raise ValueError("RAGCHAT_OTEL_JSONL_PATH is required with RAGCHAT_OTEL_EXPORTER=jsonl")
         provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter(settings.otel_jsonl_path)))
     trace.set_tracer_provider(provider)
+    if exporter != "none":
+        instrument_clients()
     return provider
+
+
+def instrument_clients() -> None:
+    """Make PostgreSQL (psycopg) and AWS (botocore: S3, SQS) calls spans; idempotent.
+
+    Only libraries the image carries are instrumented (the light image has no boto3).
+    """
+    if importlib.util.find_spec("botocore") is not None:
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        instrumentor = BotocoreInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    if importlib.util.find_spec("psycopg") is not None:
+        from services.common import dbtrace
+
+        dbtrace.instrument_psycopg()
 
 
 def shutdown_telemetry() -> None:
