@@ -248,7 +248,7 @@ def open_pool(
 def open_pool_from(settings: DatabaseSettings, max_size: int | None = None) -> Pool:
     """The pool of a service, with the timeouts and migration policy of its settings."""
     return open_pool(
-        settings.database_url,
+        settings.database_dsn(),
         max_size=max_size or settings.db_pool_max,
         connect_timeout_s=settings.db_connect_timeout_s,
         pool_timeout_s=settings.db_pool_timeout_s,
@@ -284,7 +284,7 @@ def _ensure_vector_extension(dsn: str, create: bool) -> None:
 def prepare_database(settings: DatabaseSettings) -> Pool:
     """Migrate (where the settings allow it: never in production) and open the pool."""
     if settings.should_migrate():
-        migrate(settings.database_url, settings.embedding_dim)
+        migrate(settings.database_dsn(), settings.embedding_dim)
     return open_pool_from(settings)
 
 

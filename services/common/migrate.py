@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = DatabaseSettings()
     setup_logging("migrate", settings.log_level, settings.log_format)
     try:
-        migrate(settings.database_url, settings.embedding_dim)
+        migrate(settings.database_dsn(), settings.embedding_dim)
     except Exception as exc:  # noqa: BLE001 - one clear line, non-zero exit
         logging.getLogger(__name__).error("migration failed: %s", exc)
         return 1
