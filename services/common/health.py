@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from services.common.runner import pause
+
 logger = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -108,10 +110,7 @@ class HealthMonitor:
                 await self.check_once()
             except Exception:  # noqa: BLE001 - the monitor itself must never die
                 logger.exception("health check failed")
-            try:
-                await asyncio.wait_for(stop.wait(), self._interval)
-            except TimeoutError:
-                pass
+            await pause(stop, self._interval)
 
     def supervise(
         self, name: str, body: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event

@@ -25,6 +25,14 @@ def abandon_running_threads() -> None:
     _abandoned_work = True
 
 
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile (background loops)."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
 def run_service(
     name: str,
     settings_factory: Callable[[], S],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.common.runner import pause
 from services.ingest.adapters import JobQueue, QueueMessage
 from services.ingest.jobs import JobRepository
 from services.ingest.submission import Submissions
@@ -30,7 +31,7 @@ async def requeue_stale(
                 await asyncio.to_thread(submissions.requeue, job.job_id)
         except Exception:  # noqa: BLE001 - the sweep is retried on the next tick
             logger.warning("stale-job sweep failed", exc_info=True)
-        await _pause(stop, max(after_s / 4, 5))
+        await pause(stop, max(after_s / 4, 5))
 
 
 async def consume_dead_letters(
@@ -44,7 +45,7 @@ async def consume_dead_letters(
                 await asyncio.to_thread(settle_dead_letter, repo, dlq, message)
         except Exception:  # noqa: BLE001 - retried on the next tick
             logger.warning("dead-letter sweep failed", exc_info=True)
-            await _pause(stop, 5)
+            await pause(stop, 5)
 
 
 def settle_dead_letter(repo: JobRepository, dlq: JobQueue, message: QueueMessage) -> None:
@@ -57,10 +58,3 @@ def settle_dead_letter(repo: JobRepository, dlq: JobQueue, message: QueueMessage
     ):
         logger.error("job %s was dead-lettered; marked failed", job_id)
     dlq.ack(message)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -26,7 +26,7 @@ from services.common.errors import (
     RagchatError,
     Unavailable,
 )
-from services.common.runner import abandon_running_threads
+from services.common.runner import abandon_running_threads, pause
 from services.common.telemetry import (
     ATTR_CHUNK_COUNT,
     ATTR_DOCUMENT_ID,
@@ -94,7 +94,7 @@ class IndexWorker:
         while not stop.is_set():
             try:
                 if not self._ready():
-                    await _sleep(stop, 1.0)  # a dependency is down: take no message
+                    await pause(stop, 1.0)  # a dependency is down: take no message
                     continue
                 messages = await asyncio.to_thread(
                     self._queue.receive, 1, self._settings.sqs_wait_s
@@ -104,7 +104,7 @@ class IndexWorker:
                 backoff = 1.0
             except Exception:  # noqa: BLE001 - the loop must outlive any single failure
                 logger.warning("worker loop error; retrying in %.0fs", backoff, exc_info=True)
-                await _sleep(stop, backoff)
+                await pause(stop, backoff)
                 backoff = min(backoff * 2, 30.0)
 
     async def _handle(self, message: QueueMessage, stop: asyncio.Event) -> None:
@@ -259,13 +259,6 @@ class IndexWorker:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 if __name__ == "__main__":
