@@ -84,7 +84,7 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
     """A local sentence-transformers model; loads on first use, never downloads."""
 
     def __init__(
-        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 32
+        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 64
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")

@@ -12,6 +12,7 @@ from services.common.grpc_server import serve_forever
 from services.common.runner import run_service
 from services.ingest import servicer
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
+from services.ingest.batching import EmbeddingBatcher
 from services.ingest.chunking import TokenChunker
 from services.ingest.config import DEFAULT_PORT, IngestSettings
 from services.ingest.jobs import JobRepository
@@ -47,7 +48,8 @@ async def _serve(settings: IngestSettings) -> None:
     chunker = TokenChunker.for_embeddings(
         embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
     )
-    pipeline = IndexingPipeline(embeddings, chunker, store)
+    batcher = EmbeddingBatcher(embeddings, settings.embed_batch_size)
+    pipeline = IndexingPipeline(embeddings, chunker, store, batcher, settings.embed_slice_size)
     blobs = S3BlobStore(s3_client(settings), settings.s3_bucket)
     queue = SqsJobQueue(sqs_client(settings), settings.sqs_queue_url)
     repo = JobRepository(pool)
@@ -62,6 +64,7 @@ async def _serve(settings: IngestSettings) -> None:
         )
 
     async def close() -> None:
+        await asyncio.to_thread(batcher.close)
         await asyncio.to_thread(pool.close)
 
     await serve_forever(
