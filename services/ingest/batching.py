@@ -120,7 +120,11 @@ class EmbeddingBatcher:
         try:
             vectors = self.embeddings.embed_documents(texts)
         except Exception as exc:  # noqa: BLE001 - handed to the jobs that asked
-            logger.warning("embedding a batch of %d texts failed", len(texts), exc_info=True)
+            if len(live) > 1:  # find whose texts fail: one job's bad input fails only it
+                for item in live:
+                    self._encode([item])
+                return
+            logger.warning("embedding %d texts failed", len(texts), exc_info=True)
             self._fail({r for r, _, _ in live}, exc)
             return
         row = 0

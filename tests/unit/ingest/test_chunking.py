@@ -159,3 +159,22 @@ def test_for_embeddings_counts_with_the_model_and_warns_about_truncation(caplog)
     assert "exceed the 10-token input of words" in caplog.text
     chunks = chunker.split(" ".join(f"w{i}" for i in range(100)))
     assert max(len(chunk.split()) for chunk in chunks) == 20
+
+
+def test_chunks_stream_without_reading_the_whole_text() -> None:
+    counted: list[str] = []
+
+    def words(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    text = _prose(6, 2000)
+    chunker = TokenChunker(words, 60, 10)
+    first = next(chunker.iter_split(text))
+    assert first == TokenChunker(len_words, 60, 10).split(text)[0]
+    assert sum(len(t) for t in counted) < len(text) / 50  # only the first chunk's paragraphs
+    assert list(chunker.iter_split(text)) == chunker.split(text)
+
+
+def len_words(text: str) -> int:
+    return len(text.split())
