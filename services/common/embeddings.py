@@ -84,7 +84,7 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
     """A local sentence-transformers model; loads on first use, never downloads."""
 
     def __init__(
-        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 64
+        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 32
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -125,6 +125,10 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
         # A private tokenizer copy: encode() toggles truncation on the model's own one.
         self._counter = hf_token_counter(model.tokenizer)
         return model
+
+    def sentence_transformer(self) -> Any:
+        """The loaded SentenceTransformer itself (benchmarks time its raw encode)."""
+        return self._loaded()
 
     @property
     def model_name(self) -> str:

@@ -37,7 +37,7 @@ class _Request:
 class EmbeddingBatcher:
     """Embeds texts from many threads on one thread, `batch_size` texts per model call."""
 
-    def __init__(self, embeddings: EmbeddingProvider, batch_size: int = 64) -> None:
+    def __init__(self, embeddings: EmbeddingProvider, batch_size: int = 32) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.embeddings = embeddings

@@ -17,7 +17,7 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     chunk_overlap_tokens: int = Field(default=32, ge=0)
     # Texts per model call, shared by all jobs in flight; chunks a job embeds and
     # writes at a time (with one slice queued ahead, this bounds a job's memory).
-    embed_batch_size: int = Field(default=64, ge=1)
+    embed_batch_size: int = Field(default=32, ge=1)
     embed_slice_size: int = Field(default=256, ge=1)
     # Worker: concurrent jobs, SQS long-poll wait, and retry budget.
     worker_enabled: bool = True
