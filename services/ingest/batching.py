@@ -25,13 +25,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Request:
-    """One submitted slice: texts in, rows of `vectors` filled in as batches finish."""
+    """One submitted slice: texts in, rows of `vectors` filled in as batches finish.
+
+    Texts go to batches longest first, so a batch pads its texts to similar lengths.
+    """
 
     texts: Sequence[str]
     future: Future[np.ndarray] = field(default_factory=Future)
+    order: list[int] = field(default_factory=list)  # indices of texts, longest first
     taken: int = 0  # texts handed to a batch so far
     done: int = 0  # texts whose vectors are in `vectors`
     vectors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.order = sorted(range(len(self.texts)), key=lambda i: -_length(self.texts[i]))
 
 
 class EmbeddingBatcher:
@@ -86,11 +93,15 @@ class EmbeddingBatcher:
                 if not self._waiting:
                     return
                 batch = self._take()
-            self._encode(batch)
+            try:
+                self._encode(batch)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any batch
+                logger.exception("embedding batch failed unexpectedly")
+                self._fail({r for r, _ in batch}, exc)
 
-    def _take(self) -> list[tuple[_Request, int, int]]:
+    def _take(self) -> list[tuple[_Request, list[int]]]:
         """Up to batch_size texts, shared round-robin by the waiting jobs (lock held)."""
-        batch: list[tuple[_Request, int, int]] = []
+        batch: list[tuple[_Request, list[int]]] = []
         room = self.batch_size
         while room and self._waiting:
             share = max(1, room // len(self._waiting))
@@ -101,7 +112,7 @@ class EmbeddingBatcher:
                 request = queue[0]
                 if not request.future.done():  # else cancelled, or failed in an earlier batch
                     count = min(share, room, len(request.texts) - request.taken)
-                    batch.append((request, request.taken, request.taken + count))
+                    batch.append((request, request.order[request.taken:request.taken + count]))
                     request.taken += count
                     room -= count
                 if request.future.done() or request.taken == len(request.texts):
@@ -112,9 +123,9 @@ class EmbeddingBatcher:
             self._waiting.move_to_end(next(iter(self._waiting)))  # next batch starts elsewhere
         return batch
 
-    def _encode(self, batch: list[tuple[_Request, int, int]]) -> None:
-        live = [(r, s, e) for r, s, e in batch if not r.future.done()]  # skip failed ones
-        texts = [text for r, s, e in live for text in r.texts[s:e]]
+    def _encode(self, batch: list[tuple[_Request, list[int]]]) -> None:
+        live = [(r, rows) for r, rows in batch if not r.future.done()]  # skip failed ones
+        texts = [r.texts[i] for r, rows in live for i in rows]
         if not texts:
             return
         try:
@@ -125,15 +136,15 @@ class EmbeddingBatcher:
                     self._encode([item])
                 return
             logger.warning("embedding %d texts failed", len(texts), exc_info=True)
-            self._fail({r for r, _, _ in live}, exc)
+            self._fail({r for r, _ in live}, exc)
             return
-        row = 0
-        for request, start, end in live:
+        start = 0
+        for request, rows in live:
             if request.vectors is None:
                 request.vectors = np.empty((len(request.texts), vectors.shape[1]), np.float32)
-            request.vectors[start:end] = vectors[row : row + end - start]
-            row += end - start
-            request.done += end - start
+            request.vectors[rows] = vectors[start : start + len(rows)]
+            start += len(rows)
+            request.done += len(rows)
             if request.done == len(request.texts):
                 with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
                     request.future.set_result(request.vectors)
@@ -149,3 +160,8 @@ class EmbeddingBatcher:
         for request in requests:
             with contextlib.suppress(InvalidStateError):
                 request.future.set_exception(exc)
+
+
+def _length(text: object) -> int:
+    """Characters of a text; anything else sorts last (and fails in the model, alone)."""
+    return len(text) if isinstance(text, str) else 0
