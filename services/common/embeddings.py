@@ -126,6 +126,10 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
         self._counter = hf_token_counter(model.tokenizer)
         return model
 
+    def sentence_transformer(self) -> Any:
+        """The loaded SentenceTransformer itself (benchmarks time its raw encode)."""
+        return self._loaded()
+
     @property
     def model_name(self) -> str:
         return self._name

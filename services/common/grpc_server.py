@@ -95,8 +95,10 @@ async def start_server(
     address: str,
     register: Callable[[grpc.aio.Server], list[str]],
     max_message_mb: int = 64,
+    initial: int = health_pb2.HealthCheckResponse.SERVING,
 ) -> RunningServer:
-    """Create, register and start a server. `register` returns the full service names."""
+    """Create, register and start a server. `register` returns the full service names;
+    they report `initial` until someone (a HealthMonitor) says otherwise."""
     limit = max_message_mb * 1024 * 1024
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), ErrorMappingInterceptor()],
@@ -109,7 +111,7 @@ async def start_server(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in [*names, ""]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, initial)
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
@@ -142,18 +144,21 @@ async def serve_forever(
     worker), which are supervised: one that dies is logged at once and turns the
     service NOT_SERVING. At shutdown they get an event and `shutdown_grace_s` to stop.
     """
+    # NOT_SERVING until the first dependency check has run.
     running = await start_server(
-        settings.listen_address(default_port), register, settings.max_message_mb
+        settings.listen_address(default_port), register, settings.max_message_mb,
+        initial=health_pb2.HealthCheckResponse.NOT_SERVING,
     )
     monitor = HealthMonitor(
         running.health, running.names, probes, interval_s=settings.health_interval_s
     )
-    await monitor.check_once()  # report the truth before the first caller asks
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(monitor.run(stop), name="health")]
+    tasks = []
     for name, body in (background or {}).items():
         await running.health.set(TASK_PREFIX + name, health_pb2.HealthCheckResponse.SERVING)
         tasks.append(monitor.supervise(name, body, stop))
+    # The monitor's first check (inside run, before its first pause) turns SERVING.
+    tasks.append(asyncio.create_task(monitor.run(stop), name="health"))
     await wait_for_signal()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_s)
     stop.set()

@@ -22,6 +22,7 @@ from services.common.runner import run_service
 from services.common.vectorstore.base import VectorStore
 from services.ingest import servicer
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
+from services.ingest.batching import EmbeddingBatcher
 from services.ingest.chunking import TokenChunker
 from services.ingest.config import DEFAULT_PORT, WORKER_PORT, IngestSettings
 from services.ingest.jobs import JobRepository
@@ -43,11 +44,17 @@ class Parts:
     submissions: Submissions
     store: VectorStore
     probes: list[Probe]
+    batcher: EmbeddingBatcher | None = None
 
     def ready(self) -> bool:
         return self.pool.healthy and self.blobs.healthy and self.queue.healthy
 
     async def close(self) -> None:
+        if self.batcher is not None:
+            try:  # finish queued embeddings briefly; an abandoned job's are not waited for
+                await asyncio.wait_for(asyncio.to_thread(self.batcher.close), 5)
+            except TimeoutError:
+                logger.warning("embedding batcher still busy at shutdown")
         await asyncio.to_thread(self.pool.close)
 
 
@@ -71,7 +78,11 @@ def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Backgroun
     chunker = TokenChunker.for_embeddings(
         embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
     )
-    pipeline = IndexingPipeline(embeddings, chunker, parts.store, settings.parse_limits)
+    parts.batcher = EmbeddingBatcher(embeddings, settings.embed_batch_size)
+    pipeline = IndexingPipeline(
+        embeddings, chunker, parts.store, limits=settings.parse_limits,
+        batcher=parts.batcher, slice_size=settings.embed_slice_size,
+    )
     worker = IndexWorker(
         parts.repo, parts.blobs, parts.queue, pipeline, settings, ready=parts.ready
     )

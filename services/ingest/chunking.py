@@ -89,15 +89,19 @@ class TokenChunker:
 
     def split(self, text: str) -> list[str]:
         """The chunks of `text`, in order; [] for empty or whitespace-only text."""
-        units = list(self._units(text.replace("\r\n", "\n").replace("\r", "\n")))
-        return self._pack(units) if units else []
+        return list(self.iter_split(text))
+
+    def iter_split(self, text: str) -> Iterator[str]:
+        """`split`, lazily: holds about one paragraph (at most a chunk) of units at a time."""
+        units = self._units(text.replace("\r\n", "\n").replace("\r", "\n"))
+        return self._pack(_Window(units))
 
     # --- turning text into units that each fit a chunk --------------------------
 
     def _units(self, text: str) -> Iterator[_Unit]:
         word_counts: dict[str, int] = {}  # words repeat a lot; count each once per text
         paras = itertools.count()
-        for paragraph in (p for p in _PARAGRAPH_BREAK.split(text) if p.strip()):
+        for paragraph in (p for p in _paragraphs(text) if p.strip()):
             lines = [line.strip() for line in paragraph.strip().split("\n")]
             if _is_table(lines):
                 yield from self._table_units(lines, paras, word_counts)
@@ -191,37 +195,31 @@ class TokenChunker:
 
     # --- packing units into chunks ----------------------------------------------
 
-    def _pack(self, units: list[_Unit]) -> list[str]:
-        para_end: dict[int, int] = {}
-        para_size: dict[int, tuple[int, int]] = {}
-        for index, unit in enumerate(units):
-            para_end[unit.para] = index + 1
-            tokens, chars = para_size.get(unit.para, (0, 0))
-            para_size[unit.para] = (tokens + unit.tokens, chars + len(unit.text) + 1)
-        chunks: list[str] = []
+    def _pack(self, units: _Window) -> Iterator[str]:
         carry: list[_Unit] = []
         i = 0
-        while i < len(units):
+        while units.has(i):
+            units.drop_before(i)
             current, start = list(carry), i
             tokens = sum(u.tokens for u in current)
             chars = sum(len(u.text) + 1 for u in current)
-            while i < len(units):
+            while units.has(i):
                 end, need, need_chars = i + 1, units[i].tokens, len(units[i].text) + 1
-                whole = para_size[units[i].para]
-                if units[i].sep == _PARA_SEP and self._fits(*whole):
-                    end, (need, need_chars) = para_end[units[i].para], whole
+                if units[i].sep == _PARA_SEP:
+                    para_end, *whole = units.paragraph(i, self.chunk_tokens, self.max_chars + 1)
+                    if self._fits(*whole):
+                        end, need, need_chars = para_end, *whole
                 if not self._fits(tokens + need, chars + need_chars):
                     if i > start:
                         break  # the chunk has new text: start the next one
                     while current and not self._fits(tokens + need, chars + need_chars):
                         dropped = current.pop(0)  # give up carried context first
                         tokens, chars = tokens - dropped.tokens, chars - len(dropped.text) - 1
-                current.extend(units[i:end])
+                current.extend(units.slice(i, end))
                 tokens, chars, i = tokens + need, chars + need_chars, end
             text, i = self._verified(current, start, i)
-            chunks.append(text)
-            carry = self._overlap(current) if i < len(units) else []
-        return chunks
+            yield text
+            carry = self._overlap(current) if units.has(i) else []
 
     def _fits(self, tokens: int, chars: int) -> bool:
         return tokens <= self.chunk_tokens and chars <= self.max_chars + 1
@@ -262,16 +260,66 @@ def _is_table(lines: list[str]) -> bool:
 
 def chunk_sections(
     chunker: TokenChunker, document_id: str, sections: Iterable[Section]
-) -> list[ChunkRecord]:
-    """Chunks of each section in turn, numbered from 0, carrying its page and heading."""
-    records: list[ChunkRecord] = []
+) -> Iterator[ChunkRecord]:
+    """Chunks of each section in turn, cut lazily, numbered from 0, carrying its page
+    and heading."""
+    ordinal = 0
     for section in sections:
-        for text in chunker.split(section.text):
-            ordinal = len(records)
-            records.append(ChunkRecord(chunk_id=f"{document_id}:{ordinal}",
-                                       document_id=document_id, ordinal=ordinal, text=text,
-                                       page=section.page, heading=section.heading))
-    return records
+        for text in chunker.iter_split(section.text):
+            yield ChunkRecord(chunk_id=f"{document_id}:{ordinal}", document_id=document_id,
+                              ordinal=ordinal, text=text, page=section.page,
+                              heading=section.heading)
+            ordinal += 1
+
+
+class _Window:
+    """Units of a text read lazily, indexed from the start of the text.
+
+    Keeps units from the last `drop_before` on, plus what lookahead needed.
+    """
+
+    def __init__(self, units: Iterator[_Unit]) -> None:
+        self._units = units
+        self._buf: list[_Unit] = []
+        self._base = 0  # index of _buf[0]
+
+    def has(self, i: int) -> bool:
+        """Whether the text has a unit `i` (reading up to it)."""
+        while i - self._base >= len(self._buf):
+            unit = next(self._units, None)
+            if unit is None:
+                return False
+            self._buf.append(unit)
+        return True
+
+    def __getitem__(self, i: int) -> _Unit:
+        return self._buf[i - self._base]
+
+    def slice(self, start: int, end: int) -> list[_Unit]:
+        return self._buf[start - self._base : end - self._base]
+
+    def drop_before(self, i: int) -> None:
+        del self._buf[: i - self._base]
+        self._base = i
+
+    def paragraph(self, i: int, max_tokens: int, max_chars: int) -> tuple[int, int, int]:
+        """(end, tokens, chars) of the paragraph from unit i on; reading stops early
+        once either total is over its maximum (then the paragraph cannot fit anyway)."""
+        para, end, tokens, chars = self[i].para, i, 0, 0
+        while tokens <= max_tokens and chars <= max_chars and self.has(end):
+            if self[end].para != para:
+                break
+            tokens, chars, end = tokens + self[end].tokens, chars + len(self[end].text) + 1, end + 1
+        return end, tokens, chars
+
+
+def _paragraphs(text: str) -> Iterator[str]:
+    """`_PARAGRAPH_BREAK.split(text)`, lazily."""
+    pos = 0
+    for match in _PARAGRAPH_BREAK.finditer(text):
+        yield text[pos : match.start()]
+        pos = match.end()
+    yield text[pos:]
 
 
 def _join(units: list[_Unit]) -> str:

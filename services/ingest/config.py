@@ -17,9 +17,13 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     max_upload_mb: float = 20.0
     chunk_tokens: int = Field(default=200, gt=16)
     chunk_overlap_tokens: int = Field(default=32, ge=0)
+    # Texts per model call, shared by all jobs in flight; chunks a job embeds and
+    # writes at a time (with one slice queued ahead, this bounds a job's memory).
+    embed_batch_size: int = Field(default=32, ge=1)
+    embed_slice_size: int = Field(default=256, ge=1)
     # Worker: concurrent jobs, SQS long-poll wait, and retry budget.
     worker_enabled: bool = True
-    worker_concurrency: int = Field(default=1, ge=1)
+    worker_concurrency: int = Field(default=4, ge=1)
     sqs_wait_s: int = Field(default=10, ge=0, le=20)
     visibility_timeout_s: int = Field(default=120, ge=10)
     max_attempts: int = Field(default=5, ge=1)

@@ -87,6 +87,7 @@ class IndexWorker:
         self._pipeline = pipeline
         self._settings = settings
         self._ready = ready
+        self._abandoned: set[str] = set()  # receipts of jobs handed back at shutdown
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set. Any error is logged, backed off, and survived."""
@@ -135,6 +136,7 @@ class IndexWorker:
         job_id = str(message.body.get("job_id", ""))
         logger.warning("shutting down mid-job; job %s goes back to the queue", job_id)
         abandon_running_threads()
+        self._abandoned.add(message.receipt)
         try:
             self._queue.extend(message, 0)
             self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
@@ -159,6 +161,8 @@ class IndexWorker:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                if message.receipt in self._abandoned:
+                    return  # handed back at shutdown; what broke is the shutdown itself
                 self._settle_failure(job_id, message, exc)
 
     def _process(self, job_id: str, message: QueueMessage, span: trace.Span) -> None:

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from services.common.aws import s3_client, sqs_client
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import Conflict, NotFound
-from services.common.types import ChunkRecord, DocumentMeta, SearchFilter
+from services.common.types import DocumentMeta, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.common.vectorstore.chroma import ChromaVectorStore
 from services.common.vectorstore.pgvector import PgVectorStore
@@ -44,8 +44,8 @@ class Hooked:
         self.store = store
         self.hook: Callable[[], None] | None = None
 
-    def replace_document(self, doc: DocumentMeta, chunks: list[ChunkRecord],
-                         vectors: np.ndarray) -> None:
+    def replace_document(self, doc: DocumentMeta, chunks: Any,
+                         vectors: np.ndarray | None = None) -> None:
         hook, self.hook = self.hook, None
         if hook is not None:
             hook()

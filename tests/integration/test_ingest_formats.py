@@ -24,7 +24,7 @@ def harness(clean_pool: ConnectionPool, embeddings: EmbeddingProvider,
             aws: dict[str, str]) -> Iterator[Harness]:
     harness = Harness(clean_pool, embeddings, aws, PgVectorStore(clean_pool))
     pipeline = IndexingPipeline(embeddings, TokenChunker.for_embeddings(embeddings, 128, 16),
-                                harness.store, LIMITS)
+                                harness.store, limits=LIMITS)
     harness.worker = IndexWorker(harness.repo, harness.blobs, harness.queue, pipeline,
                                  harness.settings)
     yield harness

@@ -35,7 +35,7 @@ class Flaky(PgVectorStore):
         super().__init__(pool)
         self.failures = failures
 
-    def replace_document(self, doc: DocumentMeta, chunks: Any, vectors: Any) -> None:
+    def replace_document(self, doc: DocumentMeta, chunks: Any, vectors: Any = None) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("database went away")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
+
+# Part of a document's chunks with their embeddings, one row per chunk.
+Slice = tuple[Sequence[ChunkRecord], np.ndarray]
 
 
 class VectorStore(ABC):
@@ -16,10 +19,16 @@ class VectorStore(ABC):
 
     @abstractmethod
     def replace_document(
-        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+        self,
+        doc: DocumentMeta,
+        chunks: Sequence[ChunkRecord] | Iterable[Slice],
+        vectors: np.ndarray | None = None,
     ) -> None:
-        """Store the document's metadata and make `chunks` its only chunks, atomically.
+        """Store the document's metadata and make the given chunks its only chunks, atomically.
 
+        Either all chunks and their `vectors`, or (no `vectors`) an iterable of
+        (chunks, vectors) slices, consumed once and lazily, so a large document is
+        never held whole; its old chunks keep serving until the last slice is written.
         Idempotent: running it again with the same input leaves the same state.
         Raises ValueError if vectors do not match the chunks or the store's dimension.
         With `doc.version` set (ingest), raises DocumentSuperseded if the document has a
@@ -87,6 +96,35 @@ def check_batch(
     if len({c.ordinal for c in chunks}) != len(chunks):
         raise ValueError("chunk ordinals must be unique within a document")
     return matrix
+
+
+def checked_slices(
+    doc: DocumentMeta,
+    chunks: Sequence[ChunkRecord] | Iterable[Slice],
+    vectors: np.ndarray | None,
+    dim: int | None,
+) -> Iterator[tuple[Sequence[ChunkRecord], np.ndarray]]:
+    """replace_document's input as validated slices (float32 matrices), lazily.
+
+    Chunk ids and ordinals must be unique across all slices; a bad slice raises
+    ValueError when it is reached, before anything of it is written.
+    """
+    slices: Iterable[Slice] = (
+        [(chunks, vectors)] if vectors is not None else chunks  # type: ignore[list-item]
+    )
+    ids: set[str] = set()
+    ordinals: set[int] = set()
+    total = 0
+    for part, part_vectors in slices:
+        matrix = check_batch(doc, part, part_vectors, dim)
+        total += len(part)
+        ids.update(c.chunk_id for c in part)
+        ordinals.update(c.ordinal for c in part)
+        if len(ids) != total:
+            raise ValueError("chunk ids must be unique")
+        if len(ordinals) != total:
+            raise ValueError("chunk ordinals must be unique within a document")
+        yield part, matrix
 
 
 def check_keyword_query(query: str, top_k: int) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,12 @@ import numpy as np
 from services.common.errors import DocumentSuperseded
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
+    Slice,
     VectorStore,
     as_utc,
-    check_batch,
     check_keyword_query,
     check_query,
+    checked_slices,
 )
 from services.common.vectorstore.chroma_keyword import KeywordIndex, match_expression
 
@@ -51,46 +53,72 @@ class ChromaVectorStore(VectorStore):
             collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
         )
         self._batch = max(1, int(self._client.get_max_batch_size()))
-        # Chroma has no transactions: serialise writers in this process at least.
-        self._write_lock = threading.Lock()
+        # Chroma has no transactions: serialise writers of a document in this process at
+        # least (per document, so a long document does not hold up the others).
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._locks_guard = threading.Lock()
         self._keywords = KeywordIndex(Path(path) / "keyword.sqlite3")
         if self._keywords.count() < self._collection.count():
             self._backfill_keywords()
 
     def replace_document(
-        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+        self,
+        doc: DocumentMeta,
+        chunks: Sequence[ChunkRecord] | Iterable[Slice],
+        vectors: np.ndarray | None = None,
     ) -> None:
-        matrix = check_batch(doc, chunks, vectors, None)
-        with self._write_lock:
+        slices = checked_slices(doc, chunks, vectors, None)
+        with self._write_lock(doc.document_id):
             old = self._collection.get(
                 where={"document_id": doc.document_id}, include=["metadatas"]
             )
             _check_version(doc, old["metadatas"] or [])
-            created = _created_at(doc, old["metadatas"] or [])
-            meta = _document_metadata(doc, created)
-            new_ids = [c.chunk_id for c in chunks]
+            meta = _document_metadata(doc, _created_at(doc, old["metadatas"] or []))
+            rows: list[tuple[str, str]] = []  # (chunk_id, text) for the keyword index
             # Upsert first, then drop leftovers: the document is never without chunks,
             # and a re-run with the same chunk ids changes nothing.
-            for start in range(0, len(chunks), self._batch):
-                part = chunks[start:start + self._batch]
-                with _as_value_error():
-                    self._collection.upsert(
-                        ids=new_ids[start:start + self._batch],
-                        embeddings=matrix[start:start + self._batch],
-                        documents=[c.text for c in part],
-                        metadatas=[_chunk_metadata(meta, c) for c in part],
-                    )
-            stale = sorted(set(old["ids"]) - set(new_ids))
-            for start in range(0, len(stale), self._batch):
-                self._collection.delete(ids=stale[start:start + self._batch])
+            try:
+                for part, matrix in slices:
+                    self._upsert(part, matrix, meta)
+                    rows.extend((c.chunk_id, c.text) for c in part)
+            except BaseException:
+                # Take back the ids this call added; overwritten ones are mended by a re-run.
+                self._delete_ids(sorted({cid for cid, _ in rows} - set(old["ids"])))
+                raise
+            self._delete_ids(sorted(set(old["ids"]) - {cid for cid, _ in rows}))
             # Last, so a crash before it leaves a re-run (idempotent) to finish the job.
-            self._keywords.replace(doc.document_id, [(c.chunk_id, c.text) for c in chunks])
+            self._keywords.replace(doc.document_id, rows)
+
+    def _upsert(self, chunks: Sequence[ChunkRecord], matrix: np.ndarray,
+                meta: dict[str, Any]) -> None:
+        for start in range(0, len(chunks), self._batch):
+            part = chunks[start:start + self._batch]
+            with _as_value_error():
+                self._collection.upsert(
+                    ids=[c.chunk_id for c in part],
+                    embeddings=matrix[start:start + self._batch],
+                    documents=[c.text for c in part],
+                    metadatas=[_chunk_metadata(meta, c) for c in part],
+                )
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), self._batch):
+            self._collection.delete(ids=list(ids[start:start + self._batch]))
+
+    def _write_lock(self, document_id: str) -> threading.Lock:
+        """The lock serialising writes of one document, shared while anyone holds it."""
+        with self._locks_guard:
+            lock = self._locks.get(document_id)
+            if lock is None:
+                lock = self._locks[document_id] = threading.Lock()
+            return lock
 
     def delete_document(self, document_id: str) -> int:
-        with self._write_lock:
+        with self._write_lock(document_id):
             ids = self._collection.get(where={"document_id": document_id}, include=[])["ids"]
-            for start in range(0, len(ids), self._batch):
-                self._collection.delete(ids=ids[start:start + self._batch])
+            self._delete_ids(ids)
             self._keywords.delete(document_id)
         return len(ids)
 

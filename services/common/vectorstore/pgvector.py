@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,11 +16,12 @@ from services.common.db import chunks_dimension
 from services.common.errors import DocumentDeleted, DocumentSuperseded
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
+    Slice,
     VectorStore,
     as_utc,
-    check_batch,
     check_keyword_query,
     check_query,
+    checked_slices,
 )
 
 logger = logging.getLogger(__name__)
@@ -133,10 +134,15 @@ class PgVectorStore(VectorStore):
         return self._dim
 
     def replace_document(
-        self, doc: DocumentMeta, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+        self,
+        doc: DocumentMeta,
+        chunks: Sequence[ChunkRecord] | Iterable[Slice],
+        vectors: np.ndarray | None = None,
     ) -> None:
-        matrix = check_batch(doc, chunks, vectors, self.dimension())
+        slices = checked_slices(doc, chunks, vectors, self.dimension())
         created = as_utc(doc.created_at) if doc.created_at else None
+        written = 0
+        # One transaction: searches see the old chunks until the last slice commits.
         with self._pool.connection() as conn, conn.transaction():
             # Both branches lock the document row first, so two concurrent replaces of
             # the same document run one after the other instead of interleaving.
@@ -152,15 +158,21 @@ class PgVectorStore(VectorStore):
                 "DELETE FROM chunks WHERE document_id = %s", (doc.document_id,)
             ).rowcount
             try:
-                with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-                    copy.set_types(["text", "text", "int4", "text", "int4", "text", "vector"])
-                    for chunk, vector in zip(chunks, matrix, strict=True):
-                        copy.write_row((chunk.chunk_id, chunk.document_id, chunk.ordinal,
-                                        chunk.text, chunk.page, chunk.heading, vector))
+                with conn.cursor() as cur:
+                    for part, matrix in slices:
+                        with cur.copy(_COPY_CHUNKS) as copy:
+                            copy.set_types(
+                                ["text", "text", "int4", "text", "int4", "text", "vector"]
+                            )
+                            for chunk, vector in zip(part, matrix, strict=True):
+                                copy.write_row((chunk.chunk_id, chunk.document_id,
+                                                chunk.ordinal, chunk.text, chunk.page,
+                                                chunk.heading, vector))
+                        written += len(part)
             except pg_errors.ForeignKeyViolation as exc:
                 raise DocumentDeleted(f"document {doc.document_id!r} was deleted") from exc
         logger.debug("document %s: replaced %d chunks with %d", doc.document_id, removed,
-                     len(chunks))
+                     written)
 
     def delete_document(self, document_id: str) -> int:
         # The documents row is left alone: ingest owns it and deletes it itself.

@@ -202,7 +202,7 @@ def test_chunks_of_sections_carry_their_page_and_heading(tokenizer) -> None:
 
     sections = [Section("Page one text. " * 80, page=1), Section("Short page.", page=2),
                 Section("Leave\n\n" + _table(3), heading="Benefits > Leave")]
-    records = chunk_sections(TokenChunker(tokenizer, 128, 8), "doc", sections)
+    records = list(chunk_sections(TokenChunker(tokenizer, 128, 8), "doc", sections))
     assert [r.ordinal for r in records] == list(range(len(records)))
     assert [r.chunk_id for r in records] == [f"doc:{i}" for i in range(len(records))]
     places = [(r.page, r.heading) for r in records]
@@ -218,3 +218,22 @@ def test_a_table_too_wide_for_its_header_to_repeat_is_chunked_as_lines(tokenizer
     assert all(_tokens(tokenizer, c) <= 64 for c in chunks)
     assert sum(c.count("Column 0") for c in chunks) <= 2  # the header is not repeated
     assert "r19 value 29" in chunks[-1]
+
+
+def test_chunks_stream_without_reading_the_whole_text() -> None:
+    counted: list[str] = []
+
+    def words(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    text = _prose(6, 2000)
+    chunker = TokenChunker(words, 60, 10)
+    first = next(chunker.iter_split(text))
+    assert first == TokenChunker(len_words, 60, 10).split(text)[0]
+    assert sum(len(t) for t in counted) < len(text) / 50  # only the first chunk's paragraphs
+    assert list(chunker.iter_split(text)) == chunker.split(text)
+
+
+def len_words(text: str) -> int:
+    return len(text.split())
