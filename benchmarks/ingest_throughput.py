@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 database_url=postgres.dsn, s3_endpoint_url=moto.endpoint_url,
                 sqs_endpoint_url=moto.endpoint_url, s3_bucket="bench", sqs_queue_url=queue_url,
                 sqs_wait_s=1, max_upload_mb=max(20.0, args.large_mb + 1), **extra)
+            settings.apply_switch_interval()
             with open_pool(postgres.dsn, max_size=settings.db_pool_max) as pool:
                 bench = Bench(settings, pool, CpuMeter(moto.process.pid, postgres.data_dir))
                 bench.embeddings.dimension  # noqa: B018 - load the model before timing
@@ -278,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             postgres.stop()
     report = {**speed, **fair, "concurrency": settings.worker_concurrency,
-              "batch_size": settings.embed_batch_size, "slice_size": settings.embed_slice_size}
+              "batch_size": settings.embed_batch_size, "slice_size": settings.embed_slice_size,
+              "switch_interval_ms": sys.getswitchinterval() * 1000}
     print(f"throughput: {speed['documents_per_s']} documents/s, {speed['chunks_per_s']} chunks/s"
           f" end to end vs {speed['raw_encode_chunks_per_s']} chunks/s raw model.encode"
           f" -> {speed['ratio_to_raw_encode']:.1%}; CPU seconds: {speed['e2e_cpu_s']} vs"

@@ -78,6 +78,7 @@ def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Backgroun
     chunker = TokenChunker.for_embeddings(
         embeddings, settings.chunk_tokens, settings.chunk_overlap_tokens
     )
+    settings.apply_switch_interval()
     parts.batcher = EmbeddingBatcher(embeddings, settings.embed_batch_size)
     pipeline = IndexingPipeline(
         embeddings, chunker, parts.store, limits=settings.parse_limits,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pydantic import Field
 
 from services.common.settings import AwsSettings, EmbeddingSettings
@@ -21,6 +23,13 @@ class IngestSettings(EmbeddingSettings, AwsSettings):
     # writes at a time (with one slice queued ahead, this bounds a job's memory).
     embed_batch_size: int = Field(default=32, ge=1)
     embed_slice_size: int = Field(default=256, ge=1)
+    # How often Python hands the GIL between threads, in ms (0: Python's 5 ms). The
+    # job threads (chunking, COPY) and the model thread share it; see the README.
+    gil_switch_interval_ms: float = Field(default=0.0, ge=0.0)
+
+    def apply_switch_interval(self) -> None:
+        if self.gil_switch_interval_ms:
+            sys.setswitchinterval(self.gil_switch_interval_ms / 1000)
     # Worker: concurrent jobs, SQS long-poll wait, and retry budget.
     worker_enabled: bool = True
     worker_concurrency: int = Field(default=4, ge=1)

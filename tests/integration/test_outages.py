@@ -90,6 +90,7 @@ async def test_health_and_calls_follow_a_database_outage(database: Database, poo
     )
     monitor = HealthMonitor(running.health, running.names, [postgres_probe(pool, 2)],
                             interval_s=0.5)
+    await monitor.check_once()
     stop = asyncio.Event()
     probing = asyncio.create_task(monitor.run(stop))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
