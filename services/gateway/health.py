@@ -39,7 +39,7 @@ async def _check(stub: object) -> tuple[str, dict[str, str]]:
     statuses = {name: _STATUS_NAME(s.status) for name, s in resp.statuses.items()}
     parts = {
         name.split("/", 1)[1]: status
-        for name, status in statuses.items()
+        for name, status in sorted(statuses.items())
         if name.startswith((DEPENDENCY_PREFIX, TASK_PREFIX))
     }
     return statuses.get("", "UNKNOWN"), parts
