@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from services.common.errors import NotFound, Unavailable
 from services.common.telemetry import inject_message_attributes
+
+logger = logging.getLogger(__name__)
 
 
 class BlobStore(ABC):
@@ -28,6 +31,14 @@ class BlobStore(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def discard(self, key: str) -> None:
+        """Delete, best effort: a raw file left behind harms no reader, so a failure is
+        logged rather than raised (failed uploads, replaced versions, deleted documents)."""
+        try:
+            self.delete(key)
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.warning("could not delete raw file %s; it is left behind", key)
 
 
 @dataclass(frozen=True)

@@ -100,13 +100,13 @@ class Submissions:
         try:
             accepted = self._versions.record(upload)
         except RequestIdTaken:
-            self._discard_blob(upload.object_key)
+            self._blobs.discard(upload.object_key)
             return self._replay(request_id, request_hash) or _raise_taken(request_id)
         except Exception:
-            self._discard_blob(upload.object_key)  # no raw file outlives a failed upload
+            self._blobs.discard(upload.object_key)  # no raw file outlives a failed upload
             raise
         if not accepted.created:
-            self._discard_blob(upload.object_key)
+            self._blobs.discard(upload.object_key)
             return accepted
         self._send(accepted, upload.object_key, kind)
         return accepted
@@ -130,7 +130,7 @@ class Submissions:
             if accepted.version == 1:
                 # Undo, so that a client retry does not leave a duplicate document behind.
                 self._repo.delete_document(accepted.document_id)
-                self._discard_blob(key)
+                self._blobs.discard(key)
             else:
                 # The version stays queued: the stale-job sweep sends it, and a retry
                 # (same key, same content) finds it instead of adding another.
@@ -139,12 +139,6 @@ class Submissions:
             raise
         logger.info("queued job %s for document %s version %d", accepted.job_id,
                     accepted.document_id, accepted.version)
-
-    def _discard_blob(self, key: str) -> None:
-        try:
-            self._blobs.delete(key)
-        except Exception:  # noqa: BLE001 - logged; the orphan is harmless but visible
-            logger.warning("could not remove the raw file %s of a failed upload", key)
 
     def requeue(self, job_id: str) -> None:
         """Send a job's message again (used for jobs whose message was lost)."""
@@ -164,10 +158,7 @@ class Submissions:
         keys = self._repo.delete_document(document_id)
         self._store.delete_document(document_id)
         for key in keys:
-            try:
-                self._blobs.delete(key)
-            except Unavailable:
-                logger.warning("document %s deleted but raw file %s was not", document_id, key)
+            self._blobs.discard(key)
 
 
 def _key(value: str, name: str) -> str:

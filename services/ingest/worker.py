@@ -226,10 +226,7 @@ class IndexWorker:
     def _retire_versions_before(self, document_id: str, version: int) -> None:
         """Delete the raw files of versions the committed one replaced."""
         for key in self._repo.retire_versions_before(document_id, version):
-            try:
-                self._blobs.delete(key)
-            except Exception:  # noqa: BLE001 - an orphaned raw file harms no reader
-                logger.warning("could not delete raw file %s", key, exc_info=True)
+            self._blobs.discard(key)
 
     def _settle_failure(self, job_id: str, message: QueueMessage, exc: Exception) -> None:
         """Retry or fail a job. Bookkeeping that fails too (an outage) only logs: the
