@@ -211,12 +211,9 @@ class IndexWorker:
                 self._queue.ack(message)
                 return
         if not self._repo.finish(job_id, count):
-            # The document was deleted while we indexed it: remove what we wrote.
+            # The document (and with it the job row) was deleted while we indexed it:
+            # remove what we wrote where nothing cascades (Chroma).
             self._pipeline.store.delete_document(job.document_id)
-            try:
-                self._repo.delete_document(job.document_id)
-            except NotFound:
-                pass
         else:
             self._retire_versions_before(job.document_id, job.version)
         span.set_attribute(ATTR_CHUNK_COUNT, count)
