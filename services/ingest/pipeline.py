@@ -23,7 +23,7 @@ from services.common.types import ChunkRecord, DocumentMeta
 from services.common.vectorstore.base import Slice, VectorStore
 from services.ingest.batching import EmbeddingBatcher
 from services.ingest.chunking import TokenChunker, chunk_sections
-from services.ingest.parsing import ParseError, ParseLimits, parse_document
+from services.ingest.parsing import ParseError, ParseLimits, Section, parse_document
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -55,10 +55,8 @@ class IndexingPipeline:
         self.slice_size = slice_size
 
     def chunks(self, document_id: str, text: str) -> Iterator[ChunkRecord]:
-        """The document's chunks, cut lazily."""
-        for i, piece in enumerate(self.chunker.iter_split(text)):
-            yield ChunkRecord(chunk_id=f"{document_id}:{i}", document_id=document_id,
-                              ordinal=i, text=piece)
+        """The chunks of text with no pages or headings, cut lazily."""
+        return chunk_sections(self.chunker, document_id, [Section(text)])
 
     def chunk(self, document_id: str, text: str) -> list[ChunkRecord]:
         return list(self.chunks(document_id, text))
