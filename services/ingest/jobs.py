@@ -115,7 +115,7 @@ class JobRepository:
         return self._set(job_id, "indexed", "", chunk_count)
 
     def fail(self, job_id: str, error: str) -> bool:
-        return self._set(job_id, "failed", error[:2000], 0)
+        return self._set(job_id, "failed", error)
 
     def supersede(self, job_id: str) -> bool:
         """Mark a job whose version is no longer its document's current one; False if gone."""
@@ -129,37 +129,19 @@ class JobRepository:
         return cur.rowcount > 0
 
     def requeue_after_error(self, job_id: str, error: str) -> bool:
-        return self._set(job_id, "queued", error[:2000], 0)
+        return self._set(job_id, "queued", error)
 
     def requeue_if_processing(self, job_id: str, note: str) -> bool:
         """Put a running job back to `queued` (its worker is shutting down)."""
-        with self._pool.connection() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'queued', error = %s, updated_at = now()"
-                " WHERE job_id = %s AND status = 'processing'",
-                (note, job_id),
-            )
-        return cur.rowcount > 0
+        return self._set(job_id, "queued", note, only_from=("processing",))
 
     def fail_unless_settled(self, job_id: str, error: str) -> bool:
         """Mark a job failed unless it already ended (used for dead-lettered messages)."""
-        with self._pool.connection() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'failed', error = %s, updated_at = now()"
-                " WHERE job_id = %s AND status IN ('queued', 'processing')",
-                (error[:2000], job_id),
-            )
-        return cur.rowcount > 0
+        return self._set(job_id, "failed", error, only_from=("queued", "processing"))
 
     def reset_failed(self, job_id: str) -> bool:
         """Make a failed job `queued` again with a fresh attempt budget (redrive)."""
-        with self._pool.connection() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'queued', error = '', attempts = 0,"
-                " updated_at = now() WHERE job_id = %s AND status = 'failed'",
-                (job_id,),
-            )
-        return cur.rowcount > 0
+        return self._set(job_id, "queued", "", only_from=("failed",), reset_attempts=True)
 
     def failed_jobs(self, limit: int = 1000) -> list[Job]:
         with self._pool.connection() as conn:
@@ -170,13 +152,27 @@ class JobRepository:
             ).fetchall()
         return [Job(*r) for r in rows]
 
-    def _set(self, job_id: str, status: str, error: str, chunk_count: int) -> bool:
+    def _set(
+        self,
+        job_id: str,
+        status: str,
+        error: str,
+        chunk_count: int = 0,
+        *,
+        only_from: tuple[str, ...] = (),
+        reset_attempts: bool = False,
+    ) -> bool:
+        """Move a job to `status`; with `only_from`, only from one of those statuses.
+        False when no job moved (gone, or in another status)."""
+        query = (
+            "UPDATE jobs SET status = %s, error = %s, chunk_count = %s, updated_at = now()"
+            + (", attempts = 0" if reset_attempts else "")
+            + " WHERE job_id = %s"
+            + (" AND status = ANY(%s)" if only_from else "")
+        )
+        params: tuple[object, ...] = (status, error[:2000], chunk_count, job_id)
         with self._pool.connection() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = %s, error = %s, chunk_count = %s, updated_at = now()"
-                " WHERE job_id = %s",
-                (status, error, chunk_count, job_id),
-            )
+            cur = conn.execute(query, (*params, list(only_from)) if only_from else params)
         return cur.rowcount > 0
 
     def document(self, document_id: str) -> DocumentRow:
