@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,17 +73,16 @@ class JobQueue(ABC):
         """Keep the message invisible to other workers for timeout_s more seconds."""
 
 
-class S3BlobStore(BlobStore):
-    """Fails fast (Unavailable, no network call) while its health probe says down."""
+class _FailFast:
+    """An adapter's health flag: its probe sets it, and calls fail fast (Unavailable, no
+    network call) while it says down."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._s3 = client
-        self._bucket = bucket
-        self.healthy = True
+    _name = "the service"
+    healthy = True
 
-    def check(self) -> None:
+    def _probe(self, call: Callable[[], object]) -> None:
         try:
-            self._s3.head_bucket(Bucket=self._bucket)
+            call()
         except Exception:
             self.healthy = False
             raise
@@ -90,7 +90,18 @@ class S3BlobStore(BlobStore):
 
     def _ensure_healthy(self) -> None:
         if not self.healthy:
-            raise Unavailable("the file store is unavailable")
+            raise Unavailable(f"{self._name} is unavailable")
+
+
+class S3BlobStore(_FailFast, BlobStore):
+    _name = "the file store"
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._s3 = client
+        self._bucket = bucket
+
+    def check(self) -> None:
+        self._probe(lambda: self._s3.head_bucket(Bucket=self._bucket))
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self._ensure_healthy()
@@ -117,25 +128,21 @@ class S3BlobStore(BlobStore):
             raise Unavailable(f"could not delete the file: {_reason(exc)}") from exc
 
 
-class SqsJobQueue(JobQueue):
-    """Fails fast (Unavailable, no network call) while its health probe says down."""
+class SqsJobQueue(_FailFast, JobQueue):
+    _name = "the job queue"
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self._sqs = client
         self._url = queue_url
-        self.healthy = True
 
     def check(self) -> None:
-        try:
-            self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
-        except Exception:
-            self.healthy = False
-            raise
-        self.healthy = True
+        self._probe(
+            lambda: self._sqs.get_queue_attributes(QueueUrl=self._url,
+                                                   AttributeNames=["QueueArn"])
+        )
 
     def send(self, body: dict[str, Any]) -> None:
-        if not self.healthy:
-            raise Unavailable("the job queue is unavailable")
+        self._ensure_healthy()
         try:
             self._sqs.send_message(
                 QueueUrl=self._url,
