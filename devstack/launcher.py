@@ -106,7 +106,6 @@ class Stack:
             "RAGCHAT_CHROMA_PATH": str(cfg.data_dir / "chroma"),
             "RAGCHAT_HTTP_PORT": str(cfg.http_port),
             "HF_HUB_OFFLINE": "1",
-            "RAGCHAT_INGEST_WORKER_TARGET": "",  # the worker runs inside ingest here
             "TOKENIZERS_PARALLELISM": "false",
             # moto accepts any credentials; real AWS never sees these.
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
