@@ -20,7 +20,8 @@ from services.common.settings import GrpcServiceSettings
 
 # Tells the caller's gRPC retry policy not to retry: the server answered, and knows
 # that trying again at once will not help (e.g. its database is down).
-_NO_RETRY = (("grpc-retry-pushback-ms", "-1"),)
+NO_RETRY_KEY = "grpc-retry-pushback-ms"
+_NO_RETRY = ((NO_RETRY_KEY, "-1"),)
 
 logger = logging.getLogger(__name__)
 

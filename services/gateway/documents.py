@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import grpc
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from google.protobuf import timestamp_pb2
 from ragchat.ingest.v1 import ingest_pb2
@@ -80,23 +79,18 @@ async def upload(
         raise UploadRejected(415, "unsupported_type", str(exc)) from exc
     except RagchatError as exc:
         raise UploadRejected(422, "invalid_file", str(exc)) from exc
-    try:
-        accepted = await clients.ingest.SubmitDocument(
-            ingest_pb2.SubmitDocumentRequest(
-                filename=filename,
-                content_type=content_type,
-                content=data,
-                tags=[t for t in tags.split(",") if t.strip()],
-                title=title,
-                document_key=document_key,
-                request_id=idempotency_key,
-            ),
-            timeout=settings.upload_deadline_s,
-        )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
-            raise UploadRejected(409, "conflict", exc.details() or "conflict") from exc
-        raise
+    accepted = await clients.ingest.SubmitDocument(
+        ingest_pb2.SubmitDocumentRequest(
+            filename=filename,
+            content_type=content_type,
+            content=data,
+            tags=[t for t in tags.split(",") if t.strip()],
+            title=title,
+            document_key=document_key,
+            request_id=idempotency_key,
+        ),
+        timeout=settings.upload_deadline_s,
+    )
     return UploadAccepted(
         job_id=accepted.job_id, document_id=accepted.document_id, version=accepted.version
     )

@@ -9,6 +9,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.common.grpc_server import NO_RETRY_KEY
+
 logger = logging.getLogger(__name__)
 
 _HTTP_STATUS = {
@@ -28,17 +30,28 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": code, "detail": message})
 
 
+# The error code a client sees, where the status name is not the clearest word.
+_ERROR_CODES = {grpc.StatusCode.ALREADY_EXISTS: "conflict"}
+
+
 def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     """(HTTP status, error code, message) for a failed gRPC call."""
-    status = _HTTP_STATUS.get(exc.code(), 502)
-    message = exc.details() or exc.code().name.lower()
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        message = f"a backend service is unavailable ({exc.code().name.lower()}); try again"
-        if exc.details() and exc.code() == grpc.StatusCode.UNAVAILABLE:
-            message = f"{exc.details()}; try again"
+    code = exc.code()
+    status = _HTTP_STATUS.get(code, 502)
+    message = exc.details() or code.name.lower()
+    if code == grpc.StatusCode.UNAVAILABLE and exc.details() and _answered_by_service(exc):
+        message = f"{exc.details()}; try again"  # the service's own words, e.g. its DB is down
+    elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        # The channel's words (addresses, transport errors) are not for clients.
+        message = f"a backend service is unavailable ({code.name.lower()}); try again"
     elif status == 502:
         message = "a backend service failed"
-    return status, exc.code().name.lower(), message
+    return status, _ERROR_CODES.get(code, code.name.lower()), message
+
+
+def _answered_by_service(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether a service raised the error (its aborts carry the no-retry pushback)."""
+    return any(key == NO_RETRY_KEY for key, _ in exc.trailing_metadata() or ())
 
 
 def stream_error(exc: BaseException) -> dict[str, object]:

@@ -232,3 +232,33 @@ async def test_the_gateway_channel_does_not_retry_a_server_that_says_unavailable
         database.start()
         await channel.close()
         await running.stop(0)
+
+
+async def test_the_gateway_passes_on_a_service_s_reason_but_not_the_channel_s(
+    pool: Pool,
+) -> None:
+    from services.common.grpc_client import open_channel
+    from services.gateway.errors import grpc_error_parts
+
+    running = await start_server(
+        "127.0.0.1:0", lambda s: memory_servicer.register(s, SessionStore(pool))
+    )
+    pool.healthy = False  # as the probe sets it during an outage
+    try:
+        async with open_channel(f"127.0.0.1:{running.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as answered:
+                await memory_pb2_grpc.MemoryServiceStub(channel).CreateSession(
+                    memory_pb2.CreateSessionRequest(), timeout=5)
+        async with open_channel("127.0.0.1:1") as nowhere:
+            with pytest.raises(grpc.aio.AioRpcError) as unreachable:
+                await memory_pb2_grpc.MemoryServiceStub(nowhere).CreateSession(
+                    memory_pb2.CreateSessionRequest(), timeout=5)
+    finally:
+        pool.healthy = True
+        await running.stop(0)
+    status, code, message = grpc_error_parts(answered.value)
+    assert (status, code) == (503, "unavailable")
+    assert "the database is unavailable" in message
+    status, code, message = grpc_error_parts(unreachable.value)
+    assert (status, code) == (503, "unavailable")
+    assert "127.0.0.1" not in message and "a backend service is unavailable" in message
