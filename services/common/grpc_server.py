@@ -11,11 +11,11 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.common.errors import RagchatError
 from services.common.health import TASK_PREFIX, HealthMonitor, HealthServicer, Probe
+from services.common.reflection import enable_reflection
 from services.common.settings import GrpcServiceSettings
 
 # Tells the caller's gRPC retry policy not to retry: the server answered, and knows
@@ -113,9 +113,7 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in [*names, ""]:
         await health_servicer.set(name, initial)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    enable_reflection([*names, health.SERVICE_NAME], server)
     port = server.add_insecure_port(address)
     await server.start()
     logger.info("serving %s on %s", ", ".join(names), address.rsplit(":", 1)[0] + f":{port}")
