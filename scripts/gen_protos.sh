@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Regenerates the Python stubs in gen/ from protos/. Never edit gen/ by hand.
+# Regenerates every stub from protos/ with buf (buf.gen.yaml, buf.gen.clients.yaml):
+#   gen/ragchat/          Python: messages, gRPC stubs, type stubs (package ragchat-protos)
+#   clients/node/gen/     TypeScript (JS + .d.ts) for Node, ragchat and gRPC health/reflection
+#   clients/protos/grpc/  the gRPC health and reflection v1 protos for clients
+# Never edit these by hand. PYTHON picks the interpreter (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
-BIN=$(dirname "$PY")
-rm -rf gen
-mkdir -p gen
-PATH="$BIN:$PATH" "$PY" -m grpc_tools.protoc \
-  -I protos \
-  --python_out=gen \
-  --grpc_python_out=gen \
-  --mypy_out=gen \
-  --mypy_grpc_out=gen \
-  $(find protos -name '*.proto' | sort)
-# Package markers so tools that dislike namespace packages (mypy, pytest) see them.
+export PYTHON=${PYTHON:-.venv/bin/python}
+BUF=node_modules/.bin/buf
+rm -rf gen/ragchat clients/node/gen clients/protos/grpc
+PYTHONPATH="$PWD" "$PYTHON" scripts/vendor_grpc_protos.py clients/protos
+PATH="$(dirname "$PYTHON"):$PATH" "$BUF" generate
+"$BUF" generate --template buf.gen.clients.yaml
+# Package markers (mypy and pytest dislike namespace packages) and the PEP 561 marker.
 find gen/ragchat -type d -exec touch {}/__init__.py \;
+touch gen/ragchat/py.typed

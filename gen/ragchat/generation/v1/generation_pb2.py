@@ -25,21 +25,22 @@ _sym_db = _symbol_database.Default()
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\x8c\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12)\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"o\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\"\x92\x01\n\x15GenerateStreamRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12)\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"\x92\x01\n\x16GenerateStreamResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12+\n\tcitations\x18\x03 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x04 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t2\xe1\x01\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12o\n\x0eGenerateStream\x12,.ragchat.generation.v1.GenerateStreamRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\xb3\x01\n\x0fGenerateRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x32\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x07\x63ontext\x12\x31\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\x12\x1d\n\nmax_tokens\x18\x04 \x01(\x05R\tmaxTokens\"\x92\x01\n\x10GenerateResponse\x12\x16\n\x06\x61nswer\x18\x01 \x01(\tR\x06\x61nswer\x12\x36\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x03 \x01(\x08R\x07refused\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"\xb9\x01\n\x15GenerateStreamRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x32\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x07\x63ontext\x12\x31\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\x12\x1d\n\nmax_tokens\x18\x04 \x01(\x05R\tmaxTokens\"\xc2\x01\n\x16GenerateStreamResponse\x12\x14\n\x05\x64\x65lta\x18\x01 \x01(\tR\x05\x64\x65lta\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one\x12\x36\n\tcitations\x18\x03 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x04 \x01(\x08R\x07refused\x12\x16\n\x06\x61nswer\x18\x05 \x01(\tR\x06\x61nswer\x12\x14\n\x05model\x18\x06 \x01(\tR\x05model2\xe1\x01\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12o\n\x0eGenerateStream\x12,.ragchat.generation.v1.GenerateStreamRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x42\xe8\x01\n\x19\x63om.ragchat.generation.v1B\x0fGenerationProtoP\x01ZDgithub.com/ragchat/ragchat/gen/go/ragchat/generation/v1;generationv1\xa2\x02\x03RGX\xaa\x02\x15Ragchat.Generation.V1\xca\x02\x15Ragchat\\Generation\\V1\xe2\x02!Ragchat\\Generation\\V1\\GPBMetadata\xea\x02\x17Ragchat::Generation::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.generation.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\031com.ragchat.generation.v1B\017GenerationProtoP\001ZDgithub.com/ragchat/ragchat/gen/go/ragchat/generation/v1;generationv1\242\002\003RGX\252\002\025Ragchat.Generation.V1\312\002\025Ragchat\\Generation\\V1\342\002!Ragchat\\Generation\\V1\\GPBMetadata\352\002\027Ragchat::Generation::V1'
   _globals['_GENERATEREQUEST']._serialized_start=98
-  _globals['_GENERATEREQUEST']._serialized_end=238
-  _globals['_GENERATERESPONSE']._serialized_start=240
-  _globals['_GENERATERESPONSE']._serialized_end=351
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=354
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=500
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=503
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=649
-  _globals['_GENERATIONSERVICE']._serialized_start=652
-  _globals['_GENERATIONSERVICE']._serialized_end=877
+  _globals['_GENERATEREQUEST']._serialized_end=277
+  _globals['_GENERATERESPONSE']._serialized_start=280
+  _globals['_GENERATERESPONSE']._serialized_end=426
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=429
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=614
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=617
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=811
+  _globals['_GENERATIONSERVICE']._serialized_start=814
+  _globals['_GENERATIONSERVICE']._serialized_end=1039
 # @@protoc_insertion_point(module_scope)

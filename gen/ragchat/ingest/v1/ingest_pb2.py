@@ -25,39 +25,40 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/ingest/v1/ingest.proto\x12\x11ragchat.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n\x15SubmitDocumentRequest\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x14\n\x0c\x64ocument_key\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"N\n\x16SubmitDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xaa\x01\n\x0eGetJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatus\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x05 \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\x05\"=\n\x14ListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\x91\x02\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06status\x18\x08 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatus\x12\x13\n\x0b\x63hunk_count\x18\t \x01(\x05\x12\x0f\n\x07version\x18\n \x01(\x05\x12\x14\n\x0c\x64ocument_key\x18\x0b \x01(\t\"\xf0\x01\n\x0f\x44ocumentVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06status\x18\x07 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatus\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\t \x01(\x05\")\n\x12GetDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"z\n\x13GetDocumentResponse\x12-\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1b.ragchat.ingest.v1.Document\x12\x34\n\x08versions\x18\x02 \x03(\x0b\x32\".ragchat.ingest.v1.DocumentVersion\"`\n\x15ListDocumentsResponse\x12.\n\tdocuments\x18\x01 \x03(\x0b\x32\x1b.ragchat.ingest.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteDocumentResponse*\xa3\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x16\n\x12JOB_STATUS_INDEXED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x19\n\x15JOB_STATUS_SUPERSEDED\x10\x05\x32\xee\x03\n\rIngestService\x12\x65\n\x0eSubmitDocument\x12(.ragchat.ingest.v1.SubmitDocumentRequest\x1a).ragchat.ingest.v1.SubmitDocumentResponse\x12M\n\x06GetJob\x12 .ragchat.ingest.v1.GetJobRequest\x1a!.ragchat.ingest.v1.GetJobResponse\x12\x62\n\rListDocuments\x12\'.ragchat.ingest.v1.ListDocumentsRequest\x1a(.ragchat.ingest.v1.ListDocumentsResponse\x12\\\n\x0bGetDocument\x12%.ragchat.ingest.v1.GetDocumentRequest\x1a&.ragchat.ingest.v1.GetDocumentResponse\x12\x65\n\x0e\x44\x65leteDocument\x12(.ragchat.ingest.v1.DeleteDocumentRequest\x1a).ragchat.ingest.v1.DeleteDocumentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/ingest/v1/ingest.proto\x12\x11ragchat.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x15SubmitDocumentRequest\x12\x1a\n\x08\x66ilename\x18\x01 \x01(\tR\x08\x66ilename\x12!\n\x0c\x63ontent_type\x18\x02 \x01(\tR\x0b\x63ontentType\x12\x18\n\x07\x63ontent\x18\x03 \x01(\x0cR\x07\x63ontent\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags\x12\x14\n\x05title\x18\x05 \x01(\tR\x05title\x12!\n\x0c\x64ocument_key\x18\x06 \x01(\tR\x0b\x64ocumentKey\x12\x1d\n\nrequest_id\x18\x07 \x01(\tR\trequestId\"j\n\x16SubmitDocumentResponse\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n\x0b\x64ocument_id\x18\x02 \x01(\tR\ndocumentId\x12\x18\n\x07version\x18\x03 \x01(\x05R\x07version\"&\n\rGetJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xeb\x01\n\x0eGetJobResponse\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n\x0b\x64ocument_id\x18\x02 \x01(\tR\ndocumentId\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatusR\x06status\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rror\x12\x1f\n\x0b\x63hunk_count\x18\x05 \x01(\x05R\nchunkCount\x12\x1a\n\x08\x61ttempts\x18\x06 \x01(\x05R\x08\x61ttempts\x12\x18\n\x07version\x18\x07 \x01(\x05R\x07version\"R\n\x14ListDocumentsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"\x80\x03\n\x08\x44ocument\x12\x1f\n\x0b\x64ocument_id\x18\x01 \x01(\tR\ndocumentId\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x16\n\x06source\x18\x03 \x01(\tR\x06source\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x34\n\x06status\x18\x08 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatusR\x06status\x12\x1f\n\x0b\x63hunk_count\x18\t \x01(\x05R\nchunkCount\x12\x18\n\x07version\x18\n \x01(\x05R\x07version\x12!\n\x0c\x64ocument_key\x18\x0b \x01(\tR\x0b\x64ocumentKey\"\xc8\x02\n\x0f\x44ocumentVersion\x12\x18\n\x07version\x18\x01 \x01(\x05R\x07version\x12\x16\n\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x1d\n\nsize_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x16\n\x06source\x18\x05 \x01(\tR\x06source\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x34\n\x06status\x18\x07 \x01(\x0e\x32\x1c.ragchat.ingest.v1.JobStatusR\x06status\x12\x15\n\x06job_id\x18\x08 \x01(\tR\x05jobId\x12\x1f\n\x0b\x63hunk_count\x18\t \x01(\x05R\nchunkCount\"5\n\x12GetDocumentRequest\x12\x1f\n\x0b\x64ocument_id\x18\x01 \x01(\tR\ndocumentId\"\x8e\x01\n\x13GetDocumentResponse\x12\x37\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1b.ragchat.ingest.v1.DocumentR\x08\x64ocument\x12>\n\x08versions\x18\x02 \x03(\x0b\x32\".ragchat.ingest.v1.DocumentVersionR\x08versions\"z\n\x15ListDocumentsResponse\x12\x39\n\tdocuments\x18\x01 \x03(\x0b\x32\x1b.ragchat.ingest.v1.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"8\n\x15\x44\x65leteDocumentRequest\x12\x1f\n\x0b\x64ocument_id\x18\x01 \x01(\tR\ndocumentId\"\x18\n\x16\x44\x65leteDocumentResponse*\xa3\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x16\n\x12JOB_STATUS_INDEXED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x19\n\x15JOB_STATUS_SUPERSEDED\x10\x05\x32\xee\x03\n\rIngestService\x12\x65\n\x0eSubmitDocument\x12(.ragchat.ingest.v1.SubmitDocumentRequest\x1a).ragchat.ingest.v1.SubmitDocumentResponse\x12M\n\x06GetJob\x12 .ragchat.ingest.v1.GetJobRequest\x1a!.ragchat.ingest.v1.GetJobResponse\x12\x62\n\rListDocuments\x12\'.ragchat.ingest.v1.ListDocumentsRequest\x1a(.ragchat.ingest.v1.ListDocumentsResponse\x12\\\n\x0bGetDocument\x12%.ragchat.ingest.v1.GetDocumentRequest\x1a&.ragchat.ingest.v1.GetDocumentResponse\x12\x65\n\x0e\x44\x65leteDocument\x12(.ragchat.ingest.v1.DeleteDocumentRequest\x1a).ragchat.ingest.v1.DeleteDocumentResponseB\xc8\x01\n\x15\x63om.ragchat.ingest.v1B\x0bIngestProtoP\x01Z<github.com/ragchat/ragchat/gen/go/ragchat/ingest/v1;ingestv1\xa2\x02\x03RIX\xaa\x02\x11Ragchat.Ingest.V1\xca\x02\x11Ragchat\\Ingest\\V1\xe2\x02\x1dRagchat\\Ingest\\V1\\GPBMetadata\xea\x02\x13Ragchat::Ingest::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.ingest.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATUS']._serialized_start=1446
-  _globals['_JOBSTATUS']._serialized_end=1609
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025com.ragchat.ingest.v1B\013IngestProtoP\001Z<github.com/ragchat/ragchat/gen/go/ragchat/ingest/v1;ingestv1\242\002\003RIX\252\002\021Ragchat.Ingest.V1\312\002\021Ragchat\\Ingest\\V1\342\002\035Ragchat\\Ingest\\V1\\GPBMetadata\352\002\023Ragchat::Ingest::V1'
+  _globals['_JOBSTATUS']._serialized_start=1906
+  _globals['_JOBSTATUS']._serialized_end=2069
   _globals['_SUBMITDOCUMENTREQUEST']._serialized_start=87
-  _globals['_SUBMITDOCUMENTREQUEST']._serialized_end=238
-  _globals['_SUBMITDOCUMENTRESPONSE']._serialized_start=240
-  _globals['_SUBMITDOCUMENTRESPONSE']._serialized_end=318
-  _globals['_GETJOBREQUEST']._serialized_start=320
-  _globals['_GETJOBREQUEST']._serialized_end=351
-  _globals['_GETJOBRESPONSE']._serialized_start=354
-  _globals['_GETJOBRESPONSE']._serialized_end=524
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=526
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=587
-  _globals['_DOCUMENT']._serialized_start=590
-  _globals['_DOCUMENT']._serialized_end=863
-  _globals['_DOCUMENTVERSION']._serialized_start=866
-  _globals['_DOCUMENTVERSION']._serialized_end=1106
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=1108
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=1149
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1151
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1273
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1275
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1371
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1373
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1417
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1419
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1443
-  _globals['_INGESTSERVICE']._serialized_start=1612
-  _globals['_INGESTSERVICE']._serialized_end=2106
+  _globals['_SUBMITDOCUMENTREQUEST']._serialized_end=307
+  _globals['_SUBMITDOCUMENTRESPONSE']._serialized_start=309
+  _globals['_SUBMITDOCUMENTRESPONSE']._serialized_end=415
+  _globals['_GETJOBREQUEST']._serialized_start=417
+  _globals['_GETJOBREQUEST']._serialized_end=455
+  _globals['_GETJOBRESPONSE']._serialized_start=458
+  _globals['_GETJOBRESPONSE']._serialized_end=693
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=695
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=777
+  _globals['_DOCUMENT']._serialized_start=780
+  _globals['_DOCUMENT']._serialized_end=1164
+  _globals['_DOCUMENTVERSION']._serialized_start=1167
+  _globals['_DOCUMENTVERSION']._serialized_end=1495
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=1497
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=1550
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1553
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1695
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1697
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1819
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1821
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1877
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1879
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1903
+  _globals['_INGESTSERVICE']._serialized_start=2072
+  _globals['_INGESTSERVICE']._serialized_end=2566
 # @@protoc_insertion_point(module_scope)
