@@ -4,21 +4,68 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from devstack.launcher import Stack, StackConfig
+from devstack.launcher import DEFAULT_PORTS, Stack, StackConfig
+
+# The order of --grpc-port-base: retrieval base, generation base+1, ... worker base+4.
+PORT_ORDER = ("retrieval", "generation", "ingest", "memory", "ingest-worker")
+assert set(PORT_ORDER) == set(DEFAULT_PORTS)
+MAX_PORT = 65535
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0..{MAX_PORT}; 0 = any free)")
+    return port
+
+
+def _named_port(text: str) -> tuple[str, int]:
+    name, sep, port = text.partition("=")
+    if not sep or name not in DEFAULT_PORTS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=PORT with NAME one of {', '.join(PORT_ORDER)}, got {text!r}")
+    return name, _port(port)
+
+
+def build_config(argv: Sequence[str] | None = None,
+                 environ: Mapping[str, str] = os.environ) -> StackConfig:
+    """The stack the command line (and RAGCHAT_HTTP_PORT / RAGCHAT_GRPC_PORT_BASE) asks for;
+    a usage error exits 2 with a message."""
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="where PostgreSQL, Chroma and logs persist (default ./data)")
+    parser.add_argument("--port", type=_port, default=environ.get("RAGCHAT_HTTP_PORT", "8000"),
+                        help="gateway HTTP port (default $RAGCHAT_HTTP_PORT or 8000)")
+    parser.add_argument(
+        "--grpc-port-base", type=_port, default=environ.get("RAGCHAT_GRPC_PORT_BASE", "50051"),
+        help="gRPC ports: retrieval BASE, generation +1, ingest +2, memory +3, ingest "
+             "worker +4 (default $RAGCHAT_GRPC_PORT_BASE or 50051; 0 = free ports)")
+    parser.add_argument("--grpc-port", type=_named_port, action="append", default=[],
+                        metavar="NAME=PORT", help="one service's gRPC port (repeatable)")
+    args = parser.parse_args(argv)
+    if args.port == 0:
+        parser.error("--port must be a fixed port (1..65535)")
+    base = args.grpc_port_base
+    if base + len(PORT_ORDER) - 1 > MAX_PORT:
+        parser.error(f"--grpc-port-base {base} leaves no room for {len(PORT_ORDER)} ports")
+    ports = {name: base + i if base else 0 for i, name in enumerate(PORT_ORDER)}
+    ports.update(args.grpc_port)
+    fixed = [p for p in [*ports.values(), args.port] if p]
+    if len(fixed) != len(set(fixed)):
+        parser.error(f"two services would share a port: {ports}, HTTP {args.port}")
+    return StackConfig(data_dir=args.data_dir.resolve(), http_port=args.port, grpc_ports=ports)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"),
-                        help="where PostgreSQL, Chroma and logs persist (default ./data)")
-    parser.add_argument("--port", type=int, default=8000, help="gateway HTTP port")
-    args = parser.parse_args()
+    config = build_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("devstack")
@@ -34,7 +81,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), http_port=args.port))
+    stack = Stack(config)
     log.info("starting PostgreSQL, moto, 4 services, the ingest worker and the gateway "
              "(models load first)...")
     try:
@@ -49,6 +96,8 @@ def main() -> int:
         return 1
     log.info("ready: %s  (OpenAPI at %s/docs; crashed processes are restarted; Ctrl-C stops)",
              stack.base_url, stack.base_url)
+    log.info("gRPC: %s", ", ".join(f"{name} 127.0.0.1:{port}"
+                                   for name, port in config.grpc_ports.items()))
     while not stopping.wait(0.5):
         pass  # the supervisor thread does the work
     log.info("stopping...")
