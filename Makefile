@@ -18,6 +18,8 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json pac
 	# The generated stubs (ragchat-protos, gen/) and this repo (services, devstack, mlops),
 	# editable so that `make protos` and code edits need no reinstall.
 	$(BIN)/pip install --quiet --no-build-isolation -c constraints.txt -e ./gen -e .
+	# Older checkouts made the repo importable with a hand-written .pth; it would mask the above.
+	$(BIN)/python -c "import sysconfig, pathlib; (pathlib.Path(sysconfig.get_paths()['purelib']) / 'ragchat.pth').unlink(missing_ok=True)"
 	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
