@@ -39,6 +39,7 @@ lint: install
 	$(BIN)/ruff check .
 	PYTHON=$(BIN)/python ./scripts/gen_protos.sh
 	@./scripts/check_stubs.sh
+	node_modules/.bin/tsc -p clients/node
 	$(BIN)/hadolint deploy/docker/Dockerfile
 	$(BIN)/cfn-lint deploy/ecs/cfn/*.yaml
 
