@@ -25,19 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/common/v1/common.proto\x12\x11ragchat.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\x12\n\nscore_kind\x18\x07 \x01(\t\x12\x0f\n\x07ordinal\x18\x08 \x01(\x05\x12\x0c\n\x04page\x18\t \x01(\x05\x12\x14\n\x0cheading_path\x18\n \x01(\t\"\xac\x01\n\x0eMetadataFilter\x12\x0f\n\x07sources\x18\x01 \x03(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x31\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64ocument_ids\x18\x05 \x03(\t\"o\n\x04Turn\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.ragchat.common.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/common/v1/common.proto\x12\x11ragchat.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\x30\n\nscore_kind\x18\x0b \x01(\x0e\x32\x1c.ragchat.common.v1.ScoreKind\x12\x0f\n\x07ordinal\x18\x08 \x01(\x05\x12\x0c\n\x04page\x18\t \x01(\x05\x12\x14\n\x0cheading_path\x18\n \x01(\tJ\x04\x08\x07\x10\x08\"\xac\x01\n\x0eMetadataFilter\x12\x0f\n\x07sources\x18\x01 \x03(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x31\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64ocument_ids\x18\x05 \x03(\t\"o\n\x04Turn\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.ragchat.common.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb2\x01\n\tScoreKind\x12\x1a\n\x16SCORE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SCORE_KIND_DENSE\x10\x01\x12\x16\n\x12SCORE_KIND_KEYWORD\x10\x02\x12\x15\n\x11SCORE_KIND_HYBRID\x10\x03\x12#\n\x1fSCORE_KIND_RERANK_CROSS_ENCODER\x10\x04\x12\x1f\n\x1bSCORE_KIND_RERANK_EMBEDDING\x10\x05*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=556
-  _globals['_ROLE']._serialized_end=619
+  _globals['_SCOREKIND']._serialized_start=593
+  _globals['_SCOREKIND']._serialized_end=771
+  _globals['_ROLE']._serialized_start=773
+  _globals['_ROLE']._serialized_end=836
   _globals['_CHUNK']._serialized_start=87
-  _globals['_CHUNK']._serialized_end=266
-  _globals['_METADATAFILTER']._serialized_start=269
-  _globals['_METADATAFILTER']._serialized_end=441
-  _globals['_TURN']._serialized_start=443
-  _globals['_TURN']._serialized_end=554
+  _globals['_CHUNK']._serialized_end=302
+  _globals['_METADATAFILTER']._serialized_start=305
+  _globals['_METADATAFILTER']._serialized_end=477
+  _globals['_TURN']._serialized_start=479
+  _globals['_TURN']._serialized_end=590
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/memory/v1/memory.proto\x12\x11ragchat.memory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eragchat/common/v1/common.proto\"\x16\n\x14\x43reateSessionRequest\"\\\n\x15\x43reateSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tmax_turns\x18\x02 \x01(\x05\"\x81\x01\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x12\x41ppendTurnsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\")\n\x13\x41ppendTurnsResponse\x12\x12\n\nturn_count\x18\x01 \x01(\x05\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteSessionResponse2\x90\x03\n\rMemoryService\x12\x62\n\rCreateSession\x12\'.ragchat.memory.v1.CreateSessionRequest\x1a(.ragchat.memory.v1.CreateSessionResponse\x12Y\n\nGetSession\x12$.ragchat.memory.v1.GetSessionRequest\x1a%.ragchat.memory.v1.GetSessionResponse\x12\\\n\x0b\x41ppendTurns\x12%.ragchat.memory.v1.AppendTurnsRequest\x1a&.ragchat.memory.v1.AppendTurnsResponse\x12\x62\n\rDeleteSession\x12\'.ragchat.memory.v1.DeleteSessionRequest\x1a(.ragchat.memory.v1.DeleteSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/memory/v1/memory.proto\x12\x11ragchat.memory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eragchat/common/v1/common.proto\"*\n\x14\x43reateSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\\\n\x15\x43reateSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tmax_turns\x18\x02 \x01(\x05\"\x81\x01\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x12\x41ppendTurnsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nrequest_id\x18\x03 \x01(\t\")\n\x13\x41ppendTurnsResponse\x12\x12\n\nturn_count\x18\x01 \x01(\x05\">\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65leteSessionResponse2\x90\x03\n\rMemoryService\x12\x62\n\rCreateSession\x12\'.ragchat.memory.v1.CreateSessionRequest\x1a(.ragchat.memory.v1.CreateSessionResponse\x12Y\n\nGetSession\x12$.ragchat.memory.v1.GetSessionRequest\x1a%.ragchat.memory.v1.GetSessionResponse\x12\\\n\x0b\x41ppendTurns\x12%.ragchat.memory.v1.AppendTurnsRequest\x1a&.ragchat.memory.v1.AppendTurnsResponse\x12\x62\n\rDeleteSession\x12\'.ragchat.memory.v1.DeleteSessionRequest\x1a(.ragchat.memory.v1.DeleteSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.memory.v1.memory_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATESESSIONREQUEST']._serialized_start=118
-  _globals['_CREATESESSIONREQUEST']._serialized_end=140
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=142
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=234
-  _globals['_GETSESSIONREQUEST']._serialized_start=236
-  _globals['_GETSESSIONREQUEST']._serialized_end=294
-  _globals['_GETSESSIONRESPONSE']._serialized_start=297
-  _globals['_GETSESSIONRESPONSE']._serialized_end=426
-  _globals['_APPENDTURNSREQUEST']._serialized_start=428
-  _globals['_APPENDTURNSREQUEST']._serialized_end=508
-  _globals['_APPENDTURNSRESPONSE']._serialized_start=510
-  _globals['_APPENDTURNSRESPONSE']._serialized_end=551
-  _globals['_DELETESESSIONREQUEST']._serialized_start=553
-  _globals['_DELETESESSIONREQUEST']._serialized_end=595
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=597
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=620
-  _globals['_MEMORYSERVICE']._serialized_start=623
-  _globals['_MEMORYSERVICE']._serialized_end=1023
+  _globals['_CREATESESSIONREQUEST']._serialized_end=160
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=162
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=254
+  _globals['_GETSESSIONREQUEST']._serialized_start=256
+  _globals['_GETSESSIONREQUEST']._serialized_end=314
+  _globals['_GETSESSIONRESPONSE']._serialized_start=317
+  _globals['_GETSESSIONRESPONSE']._serialized_end=446
+  _globals['_APPENDTURNSREQUEST']._serialized_start=448
+  _globals['_APPENDTURNSREQUEST']._serialized_end=548
+  _globals['_APPENDTURNSRESPONSE']._serialized_start=550
+  _globals['_APPENDTURNSRESPONSE']._serialized_end=591
+  _globals['_DELETESESSIONREQUEST']._serialized_start=593
+  _globals['_DELETESESSIONREQUEST']._serialized_end=655
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=657
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=680
+  _globals['_MEMORYSERVICE']._serialized_start=683
+  _globals['_MEMORYSERVICE']._serialized_end=1083
 # @@protoc_insertion_point(module_scope)
