@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from grpc_status import rpc_status
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -74,3 +75,5 @@ async def test_filters_and_bad_requests(stub: retrieval_pb2_grpc.RetrievalServic
         assert info is not None and (info.reason, info.domain) == ("INVALID_ARGUMENT", ERROR_DOMAIN)
         assert bad is not None and [v.field for v in bad.field_violations] == [field]
         assert bad.field_violations[0].description == err.value.details()
+        # grpcio-status (what clients use) reads the same, consistent status.
+        assert rpc_status.from_call(err.value).code == err.value.code().value[0]
