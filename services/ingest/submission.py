@@ -120,7 +120,8 @@ class Submissions:
         stored_hash, accepted = found
         if stored_hash != request_hash:
             raise Conflict(
-                f"Idempotency-Key {request_id!r} was already used for a different upload"
+                f"Idempotency-Key {request_id!r} was already used for a different upload",
+                metadata={"request_id": request_id},
             )
         return accepted
 
