@@ -136,6 +136,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     version int NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- request_id of the other mutating RPCs -> their first outcome (services/common/idempotency).
+CREATE TABLE IF NOT EXISTS request_log (
+    method text NOT NULL,
+    request_id text NOT NULL,
+    fingerprint text NOT NULL,
+    outcome jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (method, request_id)
+);
+CREATE INDEX IF NOT EXISTS request_log_created_at_idx ON request_log (created_at);
 """
 
 

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from services.common.errors import RagchatError
+from services.common.errors import RagchatError, status_metadata
 from services.common.health import TASK_PREFIX, HealthMonitor, HealthServicer, Probe
 from services.common.reflection import enable_reflection
 from services.common.settings import GrpcServiceSettings
@@ -47,9 +47,12 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, RagchatError):
-        await context.abort(exc.code, str(exc), trailing_metadata=_NO_RETRY)
+        await context.abort(
+            exc.code, str(exc), trailing_metadata=(*status_metadata(exc), *_NO_RETRY)
+        )
     logger.exception("unhandled error in %s", method)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    internal = RagchatError("internal error")
+    await context.abort(internal.code, str(internal), trailing_metadata=status_metadata(internal))
 
 
 def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:

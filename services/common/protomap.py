@@ -21,6 +21,21 @@ SEARCH_MODE_TO_PB = {
     "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID,
 }
 SEARCH_MODE_FROM_PB = {pb: name for name, pb in SEARCH_MODE_TO_PB.items()}
+# Score kinds and rerankers by the names the domain (and the REST API) uses.
+SCORE_KIND_TO_PB = {
+    "dense": common_pb2.SCORE_KIND_DENSE,
+    "keyword": common_pb2.SCORE_KIND_KEYWORD,
+    "hybrid": common_pb2.SCORE_KIND_HYBRID,
+    "rerank:cross-encoder": common_pb2.SCORE_KIND_RERANK_CROSS_ENCODER,
+    "rerank:embedding": common_pb2.SCORE_KIND_RERANK_EMBEDDING,
+}
+SCORE_KIND_FROM_PB = {pb: name for name, pb in SCORE_KIND_TO_PB.items()}
+RERANKER_TO_PB = {
+    "": retrieval_pb2.RERANKER_NONE,
+    "cross-encoder": retrieval_pb2.RERANKER_CROSS_ENCODER,
+    "embedding": retrieval_pb2.RERANKER_EMBEDDING,
+}
+RERANKER_FROM_PB = {pb: name for name, pb in RERANKER_TO_PB.items()}
 
 
 def timestamp(value: datetime | None) -> Timestamp:
@@ -42,7 +57,7 @@ def chunk_to_pb(chunk: ScoredChunk) -> common_pb2.Chunk:
         source=chunk.source,
         text=chunk.text,
         score=chunk.score,
-        score_kind=chunk.score_kind,
+        score_kind=SCORE_KIND_TO_PB[chunk.score_kind],
         ordinal=chunk.ordinal,
         page=chunk.page or 0,
         heading_path=chunk.heading,
@@ -58,7 +73,7 @@ def chunk_from_pb(pb: common_pb2.Chunk) -> ScoredChunk:
         text=pb.text,
         ordinal=pb.ordinal,
         score=pb.score,
-        score_kind=pb.score_kind or "dense",
+        score_kind=SCORE_KIND_FROM_PB.get(pb.score_kind, "dense"),
         page=pb.page or None,
         heading=pb.heading_path,
     )
@@ -70,12 +85,17 @@ def turn_to_pb(role: str, content: str, created_at: datetime | None = None) -> c
     )
 
 
-def turns_from_pb(turns: Iterable[common_pb2.Turn]) -> list[HistoryTurn]:
+def turns_from_pb(
+    turns: Iterable[common_pb2.Turn], field: str = "turns"
+) -> list[HistoryTurn]:
+    """Domain turns; `field` names the repeated field in a BadRequest violation."""
     out = []
-    for turn in turns:
+    for i, turn in enumerate(turns):
         role = _PB_TO_ROLE.get(turn.role)
         if role is None:
-            raise InvalidArgument("turn role must be ROLE_USER or ROLE_ASSISTANT")
+            raise InvalidArgument(
+                "turn role must be ROLE_USER or ROLE_ASSISTANT", field=f"{field}[{i}].role"
+            )
         out.append(HistoryTurn(role=role, content=turn.content))
     return out
 

@@ -17,11 +17,11 @@ def validate_upload(
     limit, and InvalidArgument for a missing name or an empty file.
     """
     if not filename.strip():
-        raise InvalidArgument("a file name is required")
+        raise InvalidArgument("a file name is required", field="filename")
     if size > max_bytes:
         detect_kind(filename, content_type)  # an unknown type is still a 415, not a 413
         raise TooLarge(f"file is {size} bytes; the limit is {max_bytes} bytes")
     if size == 0:
         detect_kind(filename, content_type)
-        raise InvalidArgument("the file is empty")
+        raise InvalidArgument("the file is empty", field="content")
     return detect_kind(filename, content_type, data)

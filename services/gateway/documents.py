@@ -18,6 +18,7 @@ from services.gateway.schemas import (
     DocumentPage,
     DocumentVersionView,
     DocumentView,
+    IdempotencyKey,
     JobView,
     UploadAccepted,
 )
@@ -180,11 +181,15 @@ def _document_fields(d: ingest_pb2.Document) -> dict[str, Any]:
 
 
 @router.delete("/documents/{document_id}", status_code=204)
-async def delete_document(document_id: str, request: Request) -> Response:
-    """Delete a document everywhere: chunks, jobs, versions and every raw file."""
+async def delete_document(
+    document_id: str, request: Request, idempotency_key: IdempotencyKey = ""
+) -> Response:
+    """Delete a document everywhere: chunks, jobs, versions and every raw file.
+
+    A retry with the same Idempotency-Key succeeds again instead of a 404."""
     clients: ServiceClients = request.app.state.clients
     await clients.ingest.DeleteDocument(
-        ingest_pb2.DeleteDocumentRequest(document_id=document_id),
+        ingest_pb2.DeleteDocumentRequest(document_id=document_id, request_id=idempotency_key),
         timeout=request.app.state.settings.deadline_s,
     )
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.common.errors import error_info
 from services.common.grpc_server import NO_RETRY_KEY
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,13 @@ _HTTP_STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": message})
+def error_response(status: int, code: str, message: str, reason: str = "") -> JSONResponse:
+    """The JSON error shape; `reason` defaults to the code in upper case."""
+    return JSONResponse(status_code=status, content=error_body(code, message, reason))
+
+
+def error_body(code: str, message: str, reason: str = "") -> dict[str, object]:
+    return {"error": code, "detail": message, "reason": reason or code.upper()}
 
 
 # The error code a client sees, where the status name is not the clearest word.
@@ -49,6 +55,12 @@ def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     return status, _ERROR_CODES.get(code, code.name.lower()), message
 
 
+def grpc_error_reason(exc: grpc.aio.AioRpcError) -> str:
+    """The service's ErrorInfo.reason, or the status name when the call carried none."""
+    info, _ = error_info(exc.trailing_metadata())
+    return info.reason if info is not None and info.reason else exc.code().name
+
+
 def _answered_by_service(exc: grpc.aio.AioRpcError) -> bool:
     """Whether a service raised the error (its aborts carry the no-retry pushback)."""
     return any(key == NO_RETRY_KEY for key, _ in exc.trailing_metadata() or ())
@@ -58,9 +70,9 @@ def stream_error(exc: BaseException) -> dict[str, object]:
     """The JSON error shape for a failure after a stream's 200 was sent."""
     if isinstance(exc, grpc.aio.AioRpcError):
         status, code, message = grpc_error_parts(exc)
-        return {"error": code, "detail": message, "status": status}
+        return {**error_body(code, message, grpc_error_reason(exc)), "status": status}
     logger.exception("stream failed", exc_info=exc)
-    return {"error": "internal", "detail": "the answer stream failed", "status": 500}
+    return {**error_body("internal", "the answer stream failed"), "status": 500}
 
 
 async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -68,7 +80,7 @@ async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     status, code, message = grpc_error_parts(exc)
     if status >= 500:
         logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
-    return error_response(status, code, message)
+    return error_response(status, code, message, grpc_error_reason(exc))
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

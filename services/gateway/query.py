@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -39,7 +40,7 @@ async def _prepare(
         session_id, history = session.session_id, list(session.turns)
     else:
         created = await clients.memory.CreateSession(
-            memory_pb2.CreateSessionRequest(), timeout=deadline
+            memory_pb2.CreateSessionRequest(request_id=uuid.uuid4().hex), timeout=deadline
         )
         session_id, history = created.session_id, []
     found = await clients.retrieval.Search(
@@ -52,7 +53,9 @@ async def _remember(
     clients: ServiceClients, settings: GatewaySettings, session_id: str, q: str, a: str
 ) -> None:
     await clients.memory.AppendTurns(
+        # One id per request: a channel retry of this call cannot append twice.
         memory_pb2.AppendTurnsRequest(
+            request_id=uuid.uuid4().hex,
             session_id=session_id,
             turns=[
                 common_pb2.Turn(role=common_pb2.ROLE_USER, content=q),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Header
 from pydantic import BaseModel, Field, field_validator
 
 JobStatus = Literal["queued", "processing", "indexed", "failed", "superseded"]
@@ -169,3 +170,11 @@ class HealthView(BaseModel):
 
 class LiveView(BaseModel):
     status: Literal["ok"]
+
+
+# The Idempotency-Key header of the mutating routes, passed on as the RPC's request_id.
+IdempotencyKey = Annotated[str, Header(
+    alias="Idempotency-Key",
+    description="Retries with the same key return the first outcome; 409 if the "
+    "request differs",
+)]

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Request
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2
 
-from services.common.protomap import SEARCH_MODE_FROM_PB, SEARCH_MODE_TO_PB, timestamp
+from services.common.protomap import (
+    RERANKER_FROM_PB,
+    SCORE_KIND_FROM_PB,
+    SEARCH_MODE_FROM_PB,
+    SEARCH_MODE_TO_PB,
+    timestamp,
+)
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.schemas import (
@@ -43,7 +49,7 @@ def chunk_view(chunk: common_pb2.Chunk, view: type[CitationT]) -> CitationT:
         source=chunk.source,
         title=chunk.title,
         score=round(chunk.score, 6),
-        score_kind=chunk.score_kind,
+        score_kind=SCORE_KIND_FROM_PB.get(chunk.score_kind, "dense"),
         text=chunk.text,
         page=chunk.page or None,
         heading=chunk.heading_path,
@@ -79,7 +85,7 @@ async def search(body: SearchRequestBody, request: Request) -> SearchResults:
     )
     return SearchResults(
         mode=SEARCH_MODE_FROM_PB.get(found.mode, "hybrid"),
-        reranker=found.reranker or None,
+        reranker=RERANKER_FROM_PB.get(found.reranker) or None,
         results=[
 chunk_view(c, SearchHit) for c in found.chunks
         ],

@@ -7,18 +7,21 @@ from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
-from services.gateway.schemas import SessionCreated, SessionView, TurnView
+from services.gateway.schemas import IdempotencyKey, SessionCreated, SessionView, TurnView
 
 router = APIRouter()
 _ROLES = {common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
 
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
-async def create_session(request: Request) -> SessionCreated:
+async def create_session(
+    request: Request, idempotency_key: IdempotencyKey = ""
+) -> SessionCreated:
     """Start an empty conversation; pass its id to /query to keep context."""
     clients: ServiceClients = request.app.state.clients
     created = await clients.memory.CreateSession(
-        memory_pb2.CreateSessionRequest(), timeout=request.app.state.settings.deadline_s
+        memory_pb2.CreateSessionRequest(request_id=idempotency_key),
+        timeout=request.app.state.settings.deadline_s,
     )
     return SessionCreated(session_id=created.session_id)
 
@@ -38,11 +41,13 @@ async def get_session(session_id: str, request: Request) -> SessionView:
 
 
 @router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"])
-async def delete_session(session_id: str, request: Request) -> Response:
-    """Forget a conversation."""
+async def delete_session(
+    session_id: str, request: Request, idempotency_key: IdempotencyKey = ""
+) -> Response:
+    """Forget a conversation; a retry with the same Idempotency-Key succeeds again."""
     clients: ServiceClients = request.app.state.clients
     await clients.memory.DeleteSession(
-        memory_pb2.DeleteSessionRequest(session_id=session_id),
+        memory_pb2.DeleteSessionRequest(session_id=session_id, request_id=idempotency_key),
         timeout=request.app.state.settings.deadline_s,
     )
     return Response(status_code=204)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from services.common.db import Pool
@@ -91,7 +93,9 @@ class JobRepository:
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = %s", (job_id,)
             ).fetchone()
         if row is None:
-            raise NotFound(f"job {job_id!r} not found")
+            raise NotFound(
+                f"job {job_id!r} not found", reason="JOB_NOT_FOUND", metadata={"job_id": job_id}
+            )
         return Job(*row)
 
     def get_or_none(self, job_id: str) -> Job | None:
@@ -178,7 +182,7 @@ class JobRepository:
     def document(self, document_id: str) -> DocumentRow:
         rows = self._documents("WHERE d.document_id = %s", (document_id,), 1)
         if not rows:
-            raise NotFound(f"document {document_id!r} not found")
+            raise document_not_found(document_id)
         return rows[0]
 
     def document_or_none(self, document_id: str) -> DocumentRow | None:
@@ -188,7 +192,7 @@ class JobRepository:
     def list_documents(self, limit: int, after: PageKey | None = None) -> list[DocumentRow]:
         """Newest first; `after` is the last row of the previous page (keyset paging)."""
         if limit <= 0:
-            raise InvalidArgument("page_size must be positive")
+            raise InvalidArgument("page_size must be positive", field="page_size")
         if not after:
             return self._documents("", (), limit)
         return self._documents("WHERE (d.created_at, d.document_id) < (%s, %s)", after, limit)
@@ -233,15 +237,7 @@ class JobRepository:
     def delete_document(self, document_id: str) -> list[str]:
         """Delete the document row (chunks, jobs, versions cascade); returns raw-file keys."""
         with self._pool.connection() as conn, conn.transaction():
-            keys = [r[0] for r in conn.execute(
-                "SELECT object_key FROM document_versions WHERE document_id = %s"
-                " AND object_key <> '' UNION SELECT object_key FROM documents"
-                " WHERE document_id = %s AND object_key <> ''", (document_id, document_id),
-            ).fetchall()]
-            cur = conn.execute("DELETE FROM documents WHERE document_id = %s", (document_id,))
-        if cur.rowcount == 0:
-            raise NotFound(f"document {document_id!r} not found")
-        return sorted(keys)
+            return delete_document_row(conn, document_id)
 
     def stale_jobs(self, older_than_s: float) -> list[Job]:
         """Jobs stuck in queued/processing longer than `older_than_s` (lost messages)."""
@@ -256,3 +252,24 @@ class JobRepository:
     def touch(self, job_id: str) -> None:
         with self._pool.connection() as conn:
             conn.execute("UPDATE jobs SET updated_at = now() WHERE job_id = %s", (job_id,))
+
+
+def delete_document_row(conn: Connection[Any], document_id: str) -> list[str]:
+    """Delete the document row inside the caller's transaction; returns raw-file keys."""
+    keys = [r[0] for r in conn.execute(
+        "SELECT object_key FROM document_versions WHERE document_id = %s"
+        " AND object_key <> '' UNION SELECT object_key FROM documents"
+        " WHERE document_id = %s AND object_key <> ''", (document_id, document_id),
+    ).fetchall()]
+    cur = conn.execute("DELETE FROM documents WHERE document_id = %s", (document_id,))
+    if cur.rowcount == 0:
+        raise document_not_found(document_id)
+    return sorted(keys)
+
+
+def document_not_found(document_id: str) -> NotFound:
+    return NotFound(
+        f"document {document_id!r} not found",
+        reason="DOCUMENT_NOT_FOUND",
+        metadata={"document_id": document_id},
+    )

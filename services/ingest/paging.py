@@ -20,7 +20,9 @@ def page_size(requested: int) -> int:
     if requested == 0:
         return DEFAULT_PAGE_SIZE
     if not 1 <= requested <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        raise InvalidArgument(
+            f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size"
+        )
     return requested
 
 
@@ -42,7 +44,7 @@ def decode(token: str) -> PageKey | None:
         created, document_id = json.loads(raw)
         moment = datetime.fromisoformat(created)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(_INVALID) from exc
+        raise InvalidArgument(_INVALID, field="page_token") from exc
     if moment.tzinfo is None or not isinstance(document_id, str) or not document_id:
-        raise InvalidArgument(_INVALID)
+        raise InvalidArgument(_INVALID, field="page_token")
     return moment, document_id

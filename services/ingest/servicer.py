@@ -9,6 +9,7 @@ from opentelemetry import trace
 from ragchat.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.common.errors import InvalidArgument
+from services.common.idempotency import request_key
 from services.common.protomap import timestamp
 from services.common.telemetry import ATTR_DOCUMENT_ID, ATTR_JOB_ID
 from services.ingest import paging
@@ -26,7 +27,7 @@ STATUS_TO_PB = {
 
 def _require(value: str, name: str) -> str:
     if not value.strip():
-        raise InvalidArgument(f"{name} is required")
+        raise InvalidArgument(f"{name} is required", field=name)
     return value
 
 
@@ -126,7 +127,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.DeleteDocumentResponse:
         document_id = _require(request.document_id, "document_id")
         trace.get_current_span().set_attribute(ATTR_DOCUMENT_ID, document_id)
-        await asyncio.to_thread(self._submissions.delete, document_id)
+        key = request_key("ingest.DeleteDocument", request)
+        await asyncio.to_thread(self._submissions.delete, document_id, key)
         return ingest_pb2.DeleteDocumentResponse()
 
 

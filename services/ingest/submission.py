@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 from services.common.errors import Conflict, InvalidArgument, Unavailable
 from services.common.filetypes import content_type_for, detect_kind
+from services.common.idempotency import RequestKey, RequestLog
 from services.common.types import DocumentMeta
 from services.common.uploads import validate_upload
 from services.common.vectorstore.base import VectorStore
 from services.ingest.adapters import BlobStore, JobQueue
-from services.ingest.jobs import JobRepository
+from services.ingest.jobs import JobRepository, delete_document_row
 from services.ingest.versions import Accepted, DocumentVersions, RequestIdTaken, Upload
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Submissions:
     ) -> None:
         self._repo = repo
         self._versions = DocumentVersions(repo.pool)
+        self._requests = RequestLog(repo.pool)
         self._blobs = blobs
         self._queue = queue
         self._store = store
@@ -71,7 +73,7 @@ class Submissions:
         kind = validate_upload(filename, content_type, len(data), self._max_bytes, data)
         clean_tags = tuple(sorted({t.strip() for t in tags if t.strip()}))
         if len(clean_tags) > MAX_TAGS:
-            raise InvalidArgument(f"at most {MAX_TAGS} tags are allowed")
+            raise InvalidArgument(f"at most {MAX_TAGS} tags are allowed", field="tags")
         document_key, request_id = _key(document_key, "document_key"), _key(request_id,
                                                                             "request_id")
         sha256 = hashlib.sha256(data).hexdigest()
@@ -118,7 +120,8 @@ class Submissions:
         stored_hash, accepted = found
         if stored_hash != request_hash:
             raise Conflict(
-                f"Idempotency-Key {request_id!r} was already used for a different upload"
+                f"Idempotency-Key {request_id!r} was already used for a different upload",
+                metadata={"request_id": request_id},
             )
         return accepted
 
@@ -148,14 +151,18 @@ class Submissions:
         self._queue.send(_message(job_id, job.document_id, doc.object_key, kind, job.version))
         self._repo.touch(job_id)
 
-    def delete(self, document_id: str) -> None:
+    def delete(self, document_id: str, key: RequestKey | None = None) -> None:
         """Remove the document everywhere: its row (with jobs, versions and chunks in
         PostgreSQL), then its chunks in the store, then every version's raw file.
 
         The row goes first: a worker still indexing it checks the row after writing
         (JobRepository.finish) and removes what it wrote, so nothing is resurrected.
+        A retry with the same `key` succeeds again, and finishes the clean-up.
         """
-        keys = self._repo.delete_document(document_id)
+        outcome = self._requests.once(
+            key, lambda conn: {"keys": delete_document_row(conn, document_id)}
+        )
+        keys = outcome["keys"]
         self._store.delete_document(document_id)
         for key in keys:
             self._blobs.discard(key)
@@ -164,7 +171,7 @@ class Submissions:
 def _key(value: str, name: str) -> str:
     value = value.strip()
     if len(value) > 200 or not value.isprintable():
-        raise InvalidArgument(f"{name} must be at most 200 printable characters")
+        raise InvalidArgument(f"{name} must be at most 200 printable characters", field=name)
     return value
 
 

@@ -24,6 +24,7 @@ async def _serve(settings: MemorySettings) -> None:
         DEFAULT_PORT,
         lambda s: servicer.register(s, store),
         close,
+        background={"request-log": lambda stop: store.requests.purge_every(3600, stop)},
         probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
     )
 

@@ -9,6 +9,7 @@ from opentelemetry import trace
 from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from services.common.errors import InvalidArgument
+from services.common.idempotency import request_key
 from services.common.protomap import timestamp, turn_to_pb, turns_from_pb
 from services.common.telemetry import ATTR_SESSION_ID
 from services.memory.store import SessionStore
@@ -16,7 +17,7 @@ from services.memory.store import SessionStore
 
 def _require_id(session_id: str) -> str:
     if not session_id.strip():
-        raise InvalidArgument("session_id is required")
+        raise InvalidArgument("session_id is required", field="session_id")
     trace.get_current_span().set_attribute(ATTR_SESSION_ID, session_id)
     return session_id
 
@@ -28,7 +29,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     async def CreateSession(
         self, request: memory_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.CreateSessionResponse:
-        session = await asyncio.to_thread(self._store.create)
+        key = request_key("memory.CreateSession", request)
+        session = await asyncio.to_thread(self._store.create, key)
         trace.get_current_span().set_attribute(ATTR_SESSION_ID, session.session_id)
         return memory_pb2.CreateSessionResponse(
             session_id=session.session_id, create_time=timestamp(session.created_at)
@@ -38,7 +40,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         self, request: memory_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.GetSessionResponse:
         if request.max_turns < 0:
-            raise InvalidArgument("max_turns must not be negative")
+            raise InvalidArgument("max_turns must not be negative", field="max_turns")
         session = await asyncio.to_thread(
             self._store.get, _require_id(request.session_id), request.max_turns
         )
@@ -52,15 +54,17 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         self, request: memory_pb2.AppendTurnsRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.AppendTurnsResponse:
         turns = turns_from_pb(request.turns)
+        key = request_key("memory.AppendTurns", request)
         count = await asyncio.to_thread(
-            self._store.append, _require_id(request.session_id), turns
+            self._store.append, _require_id(request.session_id), turns, key
         )
         return memory_pb2.AppendTurnsResponse(turn_count=count)
 
     async def DeleteSession(
         self, request: memory_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.DeleteSessionResponse:
-        await asyncio.to_thread(self._store.delete, _require_id(request.session_id))
+        key = request_key("memory.DeleteSession", request)
+        await asyncio.to_thread(self._store.delete, _require_id(request.session_id), key)
         return memory_pb2.DeleteSessionResponse()
 
 

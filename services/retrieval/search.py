@@ -96,7 +96,9 @@ class Retriever:
         mode = mode or self.policy.default_mode
         k = self._check(query, top_k, min_score, mode)
         if rerank and self._reranker is None:
-            raise InvalidArgument("rerank was requested but no reranker is configured")
+            raise InvalidArgument(
+                "rerank was requested but no reranker is configured", field="rerank"
+            )
         reranker = self._reranker if rerank is not False else None
         span = trace.get_current_span()
         span.set_attribute(ATTR_SEARCH_MODE, mode)
@@ -117,15 +119,19 @@ class Retriever:
 
     def _check(self, query: str, top_k: int, min_score: float | None, mode: str) -> int:
         if not query.strip():
-            raise InvalidArgument("query must not be empty")
+            raise InvalidArgument("query must not be empty", field="query")
         if len(query) > MAX_QUERY_CHARS:
-            raise InvalidArgument(f"query exceeds {MAX_QUERY_CHARS} characters")
+            raise InvalidArgument(f"query exceeds {MAX_QUERY_CHARS} characters", field="query")
         if top_k < 0 or top_k > self.policy.max_top_k:
-            raise InvalidArgument(f"top_k must be between 1 and {self.policy.max_top_k}")
+            raise InvalidArgument(
+                f"top_k must be between 1 and {self.policy.max_top_k}", field="top_k"
+            )
         if min_score is not None and not math.isfinite(min_score):
-            raise InvalidArgument("min_score must be a finite number")
+            raise InvalidArgument("min_score must be a finite number", field="min_score")
         if mode not in MODES:
-            raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise InvalidArgument(
+                f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode"
+            )
         return top_k or self.policy.default_top_k
 
     def _candidates(

@@ -9,6 +9,7 @@ from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from services.common.errors import InvalidArgument
 from services.common.protomap import (
+    RERANKER_TO_PB,
     SEARCH_MODE_FROM_PB,
     SEARCH_MODE_TO_PB,
     chunk_to_pb,
@@ -28,7 +29,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
         if request.mode not in _MODE_FROM_PB:
-            raise InvalidArgument(f"unknown search mode {request.mode}")
+            raise InvalidArgument(f"unknown search mode {request.mode}", field="mode")
         flt = filter_from_pb(request.filter) if request.HasField("filter") else None
         result = await asyncio.to_thread(
             self._retriever.search,
@@ -42,7 +43,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return retrieval_pb2.SearchResponse(
             chunks=[chunk_to_pb(c) for c in result.chunks],
             mode=SEARCH_MODE_TO_PB[result.mode],
-            reranker=result.reranker,
+            reranker=RERANKER_TO_PB[result.reranker],
         )
 
 

@@ -17,7 +17,7 @@ from services.common.vectorstore.base import VectorStore
 from services.common.vectorstore.factory import build_vector_store
 from services.common.vectorstore.pgvector import PgVectorStore
 
-APP_TABLES = "documents, jobs, chunks, sessions, turns"
+APP_TABLES = "documents, jobs, chunks, sessions, turns, request_log"
 SMALL_DIM = 8  # vector width of the store-level tests
 
 

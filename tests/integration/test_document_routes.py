@@ -76,6 +76,22 @@ async def test_idempotency_key_retries_return_the_first_response(api: Api) -> No
     clash = await api.upload("leave.txt", "Staff get 30 days of leave.", key, tags="hr")
     assert clash.status_code == 409
     assert clash.json()["error"] == "conflict" and "upload-7f3a" in clash.json()["detail"]
+    assert clash.json()["reason"] == "REQUEST_ID_REUSED"
+
+
+async def test_a_retried_delete_succeeds_once_the_document_is_gone(api: Api) -> None:
+    first = (await api.upload("a.txt", "Alpha.")).json()["document_id"]
+    second = (await api.upload("b.txt", "Beta.")).json()["document_id"]
+    key = {"Idempotency-Key": "delete-a"}
+    for _ in range(2):  # the retry is a 204 again, not a 404
+        assert (await api.http.delete(f"/documents/{first}", headers=key)).status_code == 204
+    gone = await api.http.delete(f"/documents/{first}")
+    assert gone.status_code == 404
+    assert (gone.json()["error"], gone.json()["reason"]) == ("not_found", "DOCUMENT_NOT_FOUND")
+    reused = await api.http.delete(f"/documents/{second}", headers=key)
+    assert reused.status_code == 409 and reused.json()["reason"] == "REQUEST_ID_REUSED"
+    listed = (await api.http.get("/documents")).json()["documents"]
+    assert [d["document_id"] for d in listed] == [second]
 
 
 async def test_a_document_key_versions_the_document_in_place(api: Api) -> None:

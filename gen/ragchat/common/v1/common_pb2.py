@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/common/v1/common.proto\x12\x11ragchat.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x05\x43hunk\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x1f\n\x0b\x64ocument_id\x18\x02 \x01(\tR\ndocumentId\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x16\n\x06source\x18\x04 \x01(\tR\x06source\x12\x12\n\x04text\x18\x05 \x01(\tR\x04text\x12\x14\n\x05score\x18\x06 \x01(\x02R\x05score\x12\x1d\n\nscore_kind\x18\x07 \x01(\tR\tscoreKind\x12\x18\n\x07ordinal\x18\x08 \x01(\x05R\x07ordinal\x12\x12\n\x04page\x18\t \x01(\x05R\x04page\x12!\n\x0cheading_path\x18\n \x01(\tR\x0bheadingPath\"\xe5\x01\n\x0eMetadataFilter\x12\x18\n\x07sources\x18\x01 \x03(\tR\x07sources\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12?\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63reatedAfter\x12\x41\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcreatedBefore\x12!\n\x0c\x64ocument_ids\x18\x05 \x03(\tR\x0b\x64ocumentIds\"\x8a\x01\n\x04Turn\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x17.ragchat.common.v1.RoleR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x42\xc8\x01\n\x15\x63om.ragchat.common.v1B\x0b\x43ommonProtoP\x01Z<github.com/ragchat/ragchat/gen/go/ragchat/common/v1;commonv1\xa2\x02\x03RCX\xaa\x02\x11Ragchat.Common.V1\xca\x02\x11Ragchat\\Common\\V1\xe2\x02\x1dRagchat\\Common\\V1\\GPBMetadata\xea\x02\x13Ragchat::Common::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/common/v1/common.proto\x12\x11ragchat.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x02\n\x05\x43hunk\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x1f\n\x0b\x64ocument_id\x18\x02 \x01(\tR\ndocumentId\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x16\n\x06source\x18\x04 \x01(\tR\x06source\x12\x12\n\x04text\x18\x05 \x01(\tR\x04text\x12\x14\n\x05score\x18\x06 \x01(\x02R\x05score\x12;\n\nscore_kind\x18\x0b \x01(\x0e\x32\x1c.ragchat.common.v1.ScoreKindR\tscoreKind\x12\x18\n\x07ordinal\x18\x08 \x01(\x05R\x07ordinal\x12\x12\n\x04page\x18\t \x01(\x05R\x04page\x12!\n\x0cheading_path\x18\n \x01(\tR\x0bheadingPathJ\x04\x08\x07\x10\x08\"\xe5\x01\n\x0eMetadataFilter\x12\x18\n\x07sources\x18\x01 \x03(\tR\x07sources\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12?\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63reatedAfter\x12\x41\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcreatedBefore\x12!\n\x0c\x64ocument_ids\x18\x05 \x03(\tR\x0b\x64ocumentIds\"\x8a\x01\n\x04Turn\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x17.ragchat.common.v1.RoleR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime*\xb2\x01\n\tScoreKind\x12\x1a\n\x16SCORE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SCORE_KIND_DENSE\x10\x01\x12\x16\n\x12SCORE_KIND_KEYWORD\x10\x02\x12\x15\n\x11SCORE_KIND_HYBRID\x10\x03\x12#\n\x1fSCORE_KIND_RERANK_CROSS_ENCODER\x10\x04\x12\x1f\n\x1bSCORE_KIND_RERANK_EMBEDDING\x10\x05*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x42\xc8\x01\n\x15\x63om.ragchat.common.v1B\x0b\x43ommonProtoP\x01Z<github.com/ragchat/ragchat/gen/go/ragchat/common/v1;commonv1\xa2\x02\x03RCX\xaa\x02\x11Ragchat.Common.V1\xca\x02\x11Ragchat\\Common\\V1\xe2\x02\x1dRagchat\\Common\\V1\\GPBMetadata\xea\x02\x13Ragchat::Common::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.common.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025com.ragchat.common.v1B\013CommonProtoP\001Z<github.com/ragchat/ragchat/gen/go/ragchat/common/v1;commonv1\242\002\003RCX\252\002\021Ragchat.Common.V1\312\002\021Ragchat\\Common\\V1\342\002\035Ragchat\\Common\\V1\\GPBMetadata\352\002\023Ragchat::Common::V1'
-  _globals['_ROLE']._serialized_start=729
-  _globals['_ROLE']._serialized_end=792
+  _globals['_SCOREKIND']._serialized_start=766
+  _globals['_SCOREKIND']._serialized_end=944
+  _globals['_ROLE']._serialized_start=946
+  _globals['_ROLE']._serialized_end=1009
   _globals['_CHUNK']._serialized_start=87
-  _globals['_CHUNK']._serialized_end=354
-  _globals['_METADATAFILTER']._serialized_start=357
-  _globals['_METADATAFILTER']._serialized_end=586
-  _globals['_TURN']._serialized_start=589
-  _globals['_TURN']._serialized_end=727
+  _globals['_CHUNK']._serialized_end=390
+  _globals['_METADATAFILTER']._serialized_start=393
+  _globals['_METADATAFILTER']._serialized_end=622
+  _globals['_TURN']._serialized_start=625
+  _globals['_TURN']._serialized_end=763
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,50 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ScoreKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScoreKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScoreKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCORE_KIND_UNSPECIFIED: _ScoreKind.ValueType  # 0
+    """Unset; read as SCORE_KIND_DENSE by the services."""
+    SCORE_KIND_DENSE: _ScoreKind.ValueType  # 1
+    """Cosine similarity of embeddings, -1..1."""
+    SCORE_KIND_KEYWORD: _ScoreKind.ValueType  # 2
+    """BM25 over the chunk text, > 0."""
+    SCORE_KIND_HYBRID: _ScoreKind.ValueType  # 3
+    """Weighted reciprocal rank fusion of dense and keyword ranks, 0..1 (1 = first in
+    every list).
+    """
+    SCORE_KIND_RERANK_CROSS_ENCODER: _ScoreKind.ValueType  # 4
+    """The cross-encoder reranker's relevance, 0..1."""
+    SCORE_KIND_RERANK_EMBEDDING: _ScoreKind.ValueType  # 5
+    """The embedding reranker's cosine similarity."""
+
+class ScoreKind(_ScoreKind, metaclass=_ScoreKindEnumTypeWrapper):
+    """Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only" (set by the service, ignored in requests).
+
+    What produced a chunk's score, and so its scale.
+    """
+
+SCORE_KIND_UNSPECIFIED: ScoreKind.ValueType  # 0
+"""Unset; read as SCORE_KIND_DENSE by the services."""
+SCORE_KIND_DENSE: ScoreKind.ValueType  # 1
+"""Cosine similarity of embeddings, -1..1."""
+SCORE_KIND_KEYWORD: ScoreKind.ValueType  # 2
+"""BM25 over the chunk text, > 0."""
+SCORE_KIND_HYBRID: ScoreKind.ValueType  # 3
+"""Weighted reciprocal rank fusion of dense and keyword ranks, 0..1 (1 = first in
+every list).
+"""
+SCORE_KIND_RERANK_CROSS_ENCODER: ScoreKind.ValueType  # 4
+"""The cross-encoder reranker's relevance, 0..1."""
+SCORE_KIND_RERANK_EMBEDDING: ScoreKind.ValueType  # 5
+"""The embedding reranker's cosine similarity."""
+Global___ScoreKind: _TypeAlias = ScoreKind  # noqa: Y015
+
 class _Role:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -46,7 +90,9 @@ Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
 class Chunk(_message.Message):
-    """A retrieved piece of a document, as passed between retrieval and generation."""
+    """A retrieved piece of a document, as passed between retrieval and generation.
+    Retrieval sets every field; a client passes chunks on to generation as received.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -61,28 +107,25 @@ class Chunk(_message.Message):
     PAGE_FIELD_NUMBER: _builtins.int
     HEADING_PATH_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
-    """Stable id of the chunk: "<document_id>:<ordinal>"."""
+    """Required. Stable id of the chunk: "<document_id>:<ordinal>"."""
     document_id: _builtins.str
-    """Id of the document the chunk belongs to."""
+    """Required. Id of the document the chunk belongs to."""
     title: _builtins.str
-    """Human-readable title of the document (the file name by default)."""
+    """Optional. Human-readable title of the document (the file name by default)."""
     source: _builtins.str
-    """Where the document came from, e.g. the uploaded file name or an s3:// URI."""
+    """Optional. Where the document came from, e.g. the uploaded file name or an s3:// URI."""
     text: _builtins.str
-    """The chunk text."""
+    """Required. The chunk text."""
     score: _builtins.float
-    """Relevance score; higher is better. Its scale depends on score_kind."""
-    score_kind: _builtins.str
-    """What produced the score: "dense" (cosine similarity, -1..1), "keyword" (BM25, > 0),
-    "hybrid" (weighted reciprocal rank fusion, 0..1, 1 = first in every list),
-    "rerank:cross-encoder" (0..1) or "rerank:embedding" (cosine similarity).
-    """
+    """Optional. Relevance score; higher is better. Its scale depends on score_kind."""
+    score_kind: Global___ScoreKind.ValueType
+    """Optional. What produced the score."""
     ordinal: _builtins.int
-    """Position of the chunk inside its document, from 0."""
+    """Optional. Position of the chunk inside its document, from 0."""
     page: _builtins.int
-    """Page the chunk came from, from 1 (PDF page, PPTX slide); 0 when unknown."""
+    """Optional. Page the chunk came from, from 1 (PDF page, PPTX slide); 0 when unknown."""
     heading_path: _builtins.str
-    """Heading path of the section the chunk came from, e.g. "Benefits > Leave"
+    """Optional. Heading path of the section the chunk came from, e.g. "Benefits > Leave"
     (for a spreadsheet, the sheet name); empty when it sits under no heading.
     """
     def __init__(
@@ -94,7 +137,7 @@ class Chunk(_message.Message):
         source: _builtins.str = ...,
         text: _builtins.str = ...,
         score: _builtins.float = ...,
-        score_kind: _builtins.str = ...,
+        score_kind: Global___ScoreKind.ValueType = ...,
         ordinal: _builtins.int = ...,
         page: _builtins.int = ...,
         heading_path: _builtins.str = ...,
@@ -120,23 +163,23 @@ class MetadataFilter(_message.Message):
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only documents whose source is one of these."""
+        """Optional. Only documents whose source is one of these."""
 
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only documents carrying all of these tags."""
+        """Optional. Only documents carrying all of these tags."""
 
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
-        """Only documents created at or after this time."""
+        """Optional. Only documents created at or after this time."""
 
     @_builtins.property
     def created_before(self) -> _timestamp_pb2.Timestamp:
-        """Only documents created before this time."""
+        """Optional. Only documents created before this time."""
 
     @_builtins.property
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only these documents."""
+        """Optional. Only these documents."""
 
     def __init__(
         self,
@@ -165,12 +208,12 @@ class Turn(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     role: Global___Role.ValueType
-    """Who spoke."""
+    """Required. Who spoke."""
     content: _builtins.str
-    """What was said."""
+    """Required. What was said; not blank."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When the turn was stored."""
+        """Output only. When the turn was stored."""
 
     def __init__(
         self,

@@ -70,24 +70,26 @@ class SubmitDocumentRequest(_message.Message):
     DOCUMENT_KEY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
-    """The file name, used to pick the parser and as the default title."""
+    """Required. The file name, used to pick the parser and as the default title."""
     content_type: _builtins.str
-    """The MIME type the client declared; may be empty."""
+    """Optional. The MIME type the client declared; may be empty."""
     content: _builtins.bytes
-    """The raw bytes."""
+    """Required. The raw bytes; not empty."""
     title: _builtins.str
-    """Optional title; defaults to the file name."""
+    """Optional. The title; defaults to the file name."""
     document_key: _builtins.str
-    """Optional stable key: uploading the same key again replaces the document as a new
-    version (same document_id); identical content creates no new version.
+    """Optional. Stable key, at most 200 printable characters: uploading the same key
+    again replaces the document as a new version (same document_id); identical
+    content creates no new version.
     """
     request_id: _builtins.str
-    """Optional idempotency key: a retry with the same key and request returns the
-    original response; the same key with a different request fails ALREADY_EXISTS.
+    """Optional. Idempotency key, at most 200 printable characters: a retry with the
+    same key and request returns the original response; the same key with a
+    different request fails ALREADY_EXISTS.
     """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Free-form tags for filtering."""
+        """Optional. Free-form tags for filtering; at most 32."""
 
     def __init__(
         self,
@@ -118,11 +120,11 @@ class SubmitDocumentResponse(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
-    """Id of the indexing job."""
+    """Output only. Id of the indexing job."""
     document_id: _builtins.str
-    """Id the document will have once indexed."""
+    """Output only. Id the document will have once indexed."""
     version: _builtins.int
-    """The document version this job indexes (1 for a new document)."""
+    """Output only. The document version this job indexes (1 for a new document)."""
     def __init__(
         self,
         *,
@@ -146,7 +148,7 @@ class GetJobRequest(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
-    """The job id returned by SubmitDocument."""
+    """Required. The job id returned by SubmitDocument."""
     def __init__(
         self,
         *,
@@ -174,19 +176,19 @@ class GetJobResponse(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
-    """The job id."""
+    """Output only. The job id."""
     document_id: _builtins.str
-    """The document it indexes."""
+    """Output only. The document it indexes."""
     status: Global___JobStatus.ValueType
-    """Where it is."""
+    """Output only. Where it is."""
     error: _builtins.str
-    """Why it failed; empty otherwise."""
+    """Output only. Why it failed; empty otherwise."""
     chunk_count: _builtins.int
-    """Number of chunks written, once indexed."""
+    """Output only. Number of chunks written, once indexed."""
     attempts: _builtins.int
-    """How many times a worker has picked it up."""
+    """Output only. How many times a worker has picked it up."""
     version: _builtins.int
-    """The document version it indexes."""
+    """Output only. The document version it indexes."""
     def __init__(
         self,
         *,
@@ -215,9 +217,9 @@ class ListDocumentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Maximum documents to return, 1 to 500; 0 means 100."""
+    """Optional. Maximum documents to return, 1 to 500; 0 means 100."""
     page_token: _builtins.str
-    """The opaque next_page_token of a previous response."""
+    """Optional. The opaque next_page_token of a previous response."""
     def __init__(
         self,
         *,
@@ -250,30 +252,30 @@ class Document(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DOCUMENT_KEY_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
-    """The document id."""
+    """Output only. The document id."""
     title: _builtins.str
-    """Its title."""
+    """Output only. Its title."""
     source: _builtins.str
-    """Where it came from."""
+    """Output only. Where it came from."""
     content_type: _builtins.str
-    """Its MIME type."""
+    """Output only. Its MIME type."""
     size_bytes: _builtins.int
-    """Its size in bytes."""
+    """Output only. Its size in bytes."""
     status: Global___JobStatus.ValueType
-    """State of its latest indexing job."""
+    """Output only. State of its latest indexing job."""
     chunk_count: _builtins.int
-    """Number of chunks indexed."""
+    """Output only. Number of chunks indexed."""
     version: _builtins.int
-    """The current (latest uploaded) version."""
+    """Output only. The current (latest uploaded) version."""
     document_key: _builtins.str
-    """The stable key it was uploaded with; empty if none."""
+    """Output only. The stable key it was uploaded with; empty if none."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Its tags."""
+        """Output only. Its tags."""
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When it was uploaded."""
+        """Output only. When it was uploaded."""
 
     def __init__(
         self,
@@ -314,24 +316,24 @@ class DocumentVersion(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     version: _builtins.int
-    """1, 2, ... in upload order."""
+    """Output only. 1, 2, ... in upload order."""
     sha256: _builtins.str
-    """SHA-256 of the raw bytes, hex."""
+    """Output only. SHA-256 of the raw bytes, hex."""
     size_bytes: _builtins.int
-    """Size of the raw bytes."""
+    """Output only. Size of the raw bytes."""
     content_type: _builtins.str
-    """Its MIME type."""
+    """Output only. Its MIME type."""
     source: _builtins.str
-    """The file name it was uploaded as."""
+    """Output only. The file name it was uploaded as."""
     status: Global___JobStatus.ValueType
-    """State of its indexing job."""
+    """Output only. State of its indexing job."""
     job_id: _builtins.str
-    """Its indexing job."""
+    """Output only. Its indexing job."""
     chunk_count: _builtins.int
-    """Number of chunks its job indexed."""
+    """Output only. Number of chunks its job indexed."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When it was uploaded."""
+        """Output only. When it was uploaded."""
 
     def __init__(
         self,
@@ -362,7 +364,7 @@ class GetDocumentRequest(_message.Message):
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
-    """The document id."""
+    """Required. The document id."""
     def __init__(
         self,
         *,
@@ -386,11 +388,11 @@ class GetDocumentResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def document(self) -> Global___Document:
-        """The document, as its current version describes it."""
+        """Output only. The document, as its current version describes it."""
 
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentVersion]:
-        """Every version, newest first."""
+        """Output only. Every version, newest first."""
 
     def __init__(
         self,
@@ -415,12 +417,13 @@ class ListDocumentsResponse(_message.Message):
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Pass to the next call for more; empty on the last page. Pages are keyed on
-    (create_time, document_id), so uploads arriving meanwhile never shift them.
+    """Output only. Pass to the next call for more; empty on the last page. Pages are
+    keyed on (create_time, document_id), so uploads arriving meanwhile never shift
+    them.
     """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
-        """The documents, newest first."""
+        """Output only. The documents, newest first."""
 
     def __init__(
         self,
@@ -443,16 +446,22 @@ class DeleteDocumentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
-    """The document id."""
+    """Required. The document id."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 200 printable characters: a retry succeeds
+    instead of failing NOT_FOUND.
+    """
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

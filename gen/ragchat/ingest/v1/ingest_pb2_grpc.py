@@ -27,6 +27,16 @@ if _version_not_supported:
 
 class IngestServiceStub:
     """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     def __init__(self, channel):
@@ -64,10 +74,23 @@ class IngestServiceStub:
 
 class IngestServiceServicer:
     """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     def SubmitDocument(self, request, context):
         """Stores a raw document and queues it for indexing.
+        Errors: INVALID_ARGUMENT (filename, content, tags, document_key, request_id;
+        reason INVALID_ARGUMENT, or UNSUPPORTED_TYPE for a file type it cannot parse),
+        RESOURCE_EXHAUSTED (TOO_LARGE), ALREADY_EXISTS (REQUEST_ID_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +98,7 @@ class IngestServiceServicer:
 
     def GetJob(self, request, context):
         """Reports the state of an indexing job.
+        Errors: INVALID_ARGUMENT (job_id), NOT_FOUND (JOB_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +106,7 @@ class IngestServiceServicer:
 
     def ListDocuments(self, request, context):
         """Lists documents, newest first.
+        Errors: INVALID_ARGUMENT (page_size, page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,13 +114,17 @@ class IngestServiceServicer:
 
     def GetDocument(self, request, context):
         """Reports a document, its current version and its version history.
+        Errors: INVALID_ARGUMENT (document_id), NOT_FOUND (DOCUMENT_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDocument(self, request, context):
-        """Deletes a document, its chunks and the raw files of all its versions.
+        """Deletes a document, its chunks and the raw files of all its versions. A retry
+        with the same request_id succeeds again instead of failing NOT_FOUND.
+        Errors: INVALID_ARGUMENT (document_id, request_id), NOT_FOUND
+        (DOCUMENT_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +168,16 @@ def add_IngestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     @staticmethod

@@ -27,41 +27,102 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class IngestServiceStub:
-    """Accepts documents and tracks their indexing."""
+    """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IngestServiceAsyncStub: ...
     SubmitDocument: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.SubmitDocumentRequest, _ingest_pb2.SubmitDocumentResponse]
-    """Stores a raw document and queues it for indexing."""
+    """Stores a raw document and queues it for indexing.
+    Errors: INVALID_ARGUMENT (filename, content, tags, document_key, request_id;
+    reason INVALID_ARGUMENT, or UNSUPPORTED_TYPE for a file type it cannot parse),
+    RESOURCE_EXHAUSTED (TOO_LARGE), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.GetJobRequest, _ingest_pb2.GetJobResponse]
-    """Reports the state of an indexing job."""
+    """Reports the state of an indexing job.
+    Errors: INVALID_ARGUMENT (job_id), NOT_FOUND (JOB_NOT_FOUND).
+    """
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.ListDocumentsRequest, _ingest_pb2.ListDocumentsResponse]
-    """Lists documents, newest first."""
+    """Lists documents, newest first.
+    Errors: INVALID_ARGUMENT (page_size, page_token).
+    """
     GetDocument: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.GetDocumentRequest, _ingest_pb2.GetDocumentResponse]
-    """Reports a document, its current version and its version history."""
+    """Reports a document, its current version and its version history.
+    Errors: INVALID_ARGUMENT (document_id), NOT_FOUND (DOCUMENT_NOT_FOUND).
+    """
     DeleteDocument: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.DeleteDocumentRequest, _ingest_pb2.DeleteDocumentResponse]
-    """Deletes a document, its chunks and the raw files of all its versions."""
+    """Deletes a document, its chunks and the raw files of all its versions. A retry
+    with the same request_id succeeds again instead of failing NOT_FOUND.
+    Errors: INVALID_ARGUMENT (document_id, request_id), NOT_FOUND
+    (DOCUMENT_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
-    """Accepts documents and tracks their indexing."""
+    """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitDocument: _aio.UnaryUnaryMultiCallable[_ingest_pb2.SubmitDocumentRequest, _ingest_pb2.SubmitDocumentResponse]  # type: ignore[assignment]
-    """Stores a raw document and queues it for indexing."""
+    """Stores a raw document and queues it for indexing.
+    Errors: INVALID_ARGUMENT (filename, content, tags, document_key, request_id;
+    reason INVALID_ARGUMENT, or UNSUPPORTED_TYPE for a file type it cannot parse),
+    RESOURCE_EXHAUSTED (TOO_LARGE), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_ingest_pb2.GetJobRequest, _ingest_pb2.GetJobResponse]  # type: ignore[assignment]
-    """Reports the state of an indexing job."""
+    """Reports the state of an indexing job.
+    Errors: INVALID_ARGUMENT (job_id), NOT_FOUND (JOB_NOT_FOUND).
+    """
     ListDocuments: _aio.UnaryUnaryMultiCallable[_ingest_pb2.ListDocumentsRequest, _ingest_pb2.ListDocumentsResponse]  # type: ignore[assignment]
-    """Lists documents, newest first."""
+    """Lists documents, newest first.
+    Errors: INVALID_ARGUMENT (page_size, page_token).
+    """
     GetDocument: _aio.UnaryUnaryMultiCallable[_ingest_pb2.GetDocumentRequest, _ingest_pb2.GetDocumentResponse]  # type: ignore[assignment]
-    """Reports a document, its current version and its version history."""
+    """Reports a document, its current version and its version history.
+    Errors: INVALID_ARGUMENT (document_id), NOT_FOUND (DOCUMENT_NOT_FOUND).
+    """
     DeleteDocument: _aio.UnaryUnaryMultiCallable[_ingest_pb2.DeleteDocumentRequest, _ingest_pb2.DeleteDocumentResponse]  # type: ignore[assignment]
-    """Deletes a document, its chunks and the raw files of all its versions."""
+    """Deletes a document, its chunks and the raw files of all its versions. A retry
+    with the same request_id succeeds again instead of failing NOT_FOUND.
+    Errors: INVALID_ARGUMENT (document_id, request_id), NOT_FOUND
+    (DOCUMENT_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Accepts documents and tracks their indexing."""
+    """Accepts documents and tracks their indexing.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again; the same id with a
+    different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     @_abc_1.abstractmethod
     def SubmitDocument(
@@ -69,7 +130,11 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.SubmitDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.SubmitDocumentResponse, _abc.Awaitable[_ingest_pb2.SubmitDocumentResponse]]:
-        """Stores a raw document and queues it for indexing."""
+        """Stores a raw document and queues it for indexing.
+        Errors: INVALID_ARGUMENT (filename, content, tags, document_key, request_id;
+        reason INVALID_ARGUMENT, or UNSUPPORTED_TYPE for a file type it cannot parse),
+        RESOURCE_EXHAUSTED (TOO_LARGE), ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
 
     @_abc_1.abstractmethod
     def GetJob(
@@ -77,7 +142,9 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.GetJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.GetJobResponse, _abc.Awaitable[_ingest_pb2.GetJobResponse]]:
-        """Reports the state of an indexing job."""
+        """Reports the state of an indexing job.
+        Errors: INVALID_ARGUMENT (job_id), NOT_FOUND (JOB_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def ListDocuments(
@@ -85,7 +152,9 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.ListDocumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.ListDocumentsResponse, _abc.Awaitable[_ingest_pb2.ListDocumentsResponse]]:
-        """Lists documents, newest first."""
+        """Lists documents, newest first.
+        Errors: INVALID_ARGUMENT (page_size, page_token).
+        """
 
     @_abc_1.abstractmethod
     def GetDocument(
@@ -93,7 +162,9 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.GetDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.GetDocumentResponse, _abc.Awaitable[_ingest_pb2.GetDocumentResponse]]:
-        """Reports a document, its current version and its version history."""
+        """Reports a document, its current version and its version history.
+        Errors: INVALID_ARGUMENT (document_id), NOT_FOUND (DOCUMENT_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def DeleteDocument(
@@ -101,6 +172,10 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.DeleteDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.DeleteDocumentResponse, _abc.Awaitable[_ingest_pb2.DeleteDocumentResponse]]:
-        """Deletes a document, its chunks and the raw files of all its versions."""
+        """Deletes a document, its chunks and the raw files of all its versions. A retry
+        with the same request_id succeeds again instead of failing NOT_FOUND.
+        Errors: INVALID_ARGUMENT (document_id, request_id), NOT_FOUND
+        (DOCUMENT_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/memory/v1/memory.proto\x12\x11ragchat.memory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eragchat/common/v1/common.proto\"\x16\n\x14\x43reateSessionRequest\"s\n\x15\x43reateSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"O\n\x11GetSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n\tmax_turns\x18\x02 \x01(\x05R\x08maxTurns\"\x9f\x01\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12-\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x05turns\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"b\n\x12\x41ppendTurnsRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12-\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x05turns\"4\n\x13\x41ppendTurnsResponse\x12\x1d\n\nturn_count\x18\x01 \x01(\x05R\tturnCount\"5\n\x14\x44\x65leteSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"\x17\n\x15\x44\x65leteSessionResponse2\x90\x03\n\rMemoryService\x12\x62\n\rCreateSession\x12\'.ragchat.memory.v1.CreateSessionRequest\x1a(.ragchat.memory.v1.CreateSessionResponse\x12Y\n\nGetSession\x12$.ragchat.memory.v1.GetSessionRequest\x1a%.ragchat.memory.v1.GetSessionResponse\x12\\\n\x0b\x41ppendTurns\x12%.ragchat.memory.v1.AppendTurnsRequest\x1a&.ragchat.memory.v1.AppendTurnsResponse\x12\x62\n\rDeleteSession\x12\'.ragchat.memory.v1.DeleteSessionRequest\x1a(.ragchat.memory.v1.DeleteSessionResponseB\xc8\x01\n\x15\x63om.ragchat.memory.v1B\x0bMemoryProtoP\x01Z<github.com/ragchat/ragchat/gen/go/ragchat/memory/v1;memoryv1\xa2\x02\x03RMX\xaa\x02\x11Ragchat.Memory.V1\xca\x02\x11Ragchat\\Memory\\V1\xe2\x02\x1dRagchat\\Memory\\V1\\GPBMetadata\xea\x02\x13Ragchat::Memory::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eragchat/memory/v1/memory.proto\x12\x11ragchat.memory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eragchat/common/v1/common.proto\"5\n\x14\x43reateSessionRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\"s\n\x15\x43reateSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"O\n\x11GetSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n\tmax_turns\x18\x02 \x01(\x05R\x08maxTurns\"\x9f\x01\n\x12GetSessionResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12-\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x05turns\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x81\x01\n\x12\x41ppendTurnsRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12-\n\x05turns\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x05turns\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"4\n\x13\x41ppendTurnsResponse\x12\x1d\n\nturn_count\x18\x01 \x01(\x05R\tturnCount\"T\n\x14\x44\x65leteSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\x17\n\x15\x44\x65leteSessionResponse2\x90\x03\n\rMemoryService\x12\x62\n\rCreateSession\x12\'.ragchat.memory.v1.CreateSessionRequest\x1a(.ragchat.memory.v1.CreateSessionResponse\x12Y\n\nGetSession\x12$.ragchat.memory.v1.GetSessionRequest\x1a%.ragchat.memory.v1.GetSessionResponse\x12\\\n\x0b\x41ppendTurns\x12%.ragchat.memory.v1.AppendTurnsRequest\x1a&.ragchat.memory.v1.AppendTurnsResponse\x12\x62\n\rDeleteSession\x12\'.ragchat.memory.v1.DeleteSessionRequest\x1a(.ragchat.memory.v1.DeleteSessionResponseB\xc8\x01\n\x15\x63om.ragchat.memory.v1B\x0bMemoryProtoP\x01Z<github.com/ragchat/ragchat/gen/go/ragchat/memory/v1;memoryv1\xa2\x02\x03RMX\xaa\x02\x11Ragchat.Memory.V1\xca\x02\x11Ragchat\\Memory\\V1\xe2\x02\x1dRagchat\\Memory\\V1\\GPBMetadata\xea\x02\x13Ragchat::Memory::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025com.ragchat.memory.v1B\013MemoryProtoP\001Z<github.com/ragchat/ragchat/gen/go/ragchat/memory/v1;memoryv1\242\002\003RMX\252\002\021Ragchat.Memory.V1\312\002\021Ragchat\\Memory\\V1\342\002\035Ragchat\\Memory\\V1\\GPBMetadata\352\002\023Ragchat::Memory::V1'
   _globals['_CREATESESSIONREQUEST']._serialized_start=118
-  _globals['_CREATESESSIONREQUEST']._serialized_end=140
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=142
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=257
-  _globals['_GETSESSIONREQUEST']._serialized_start=259
-  _globals['_GETSESSIONREQUEST']._serialized_end=338
-  _globals['_GETSESSIONRESPONSE']._serialized_start=341
-  _globals['_GETSESSIONRESPONSE']._serialized_end=500
-  _globals['_APPENDTURNSREQUEST']._serialized_start=502
-  _globals['_APPENDTURNSREQUEST']._serialized_end=600
-  _globals['_APPENDTURNSRESPONSE']._serialized_start=602
-  _globals['_APPENDTURNSRESPONSE']._serialized_end=654
-  _globals['_DELETESESSIONREQUEST']._serialized_start=656
-  _globals['_DELETESESSIONREQUEST']._serialized_end=709
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=711
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=734
-  _globals['_MEMORYSERVICE']._serialized_start=737
-  _globals['_MEMORYSERVICE']._serialized_end=1137
+  _globals['_CREATESESSIONREQUEST']._serialized_end=171
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=173
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=288
+  _globals['_GETSESSIONREQUEST']._serialized_start=290
+  _globals['_GETSESSIONREQUEST']._serialized_end=369
+  _globals['_GETSESSIONRESPONSE']._serialized_start=372
+  _globals['_GETSESSIONRESPONSE']._serialized_end=531
+  _globals['_APPENDTURNSREQUEST']._serialized_start=534
+  _globals['_APPENDTURNSREQUEST']._serialized_end=663
+  _globals['_APPENDTURNSRESPONSE']._serialized_start=665
+  _globals['_APPENDTURNSRESPONSE']._serialized_end=717
+  _globals['_DELETESESSIONREQUEST']._serialized_start=719
+  _globals['_DELETESESSIONREQUEST']._serialized_end=803
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=805
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=828
+  _globals['_MEMORYSERVICE']._serialized_start=831
+  _globals['_MEMORYSERVICE']._serialized_end=1231
 # @@protoc_insertion_point(module_scope)

@@ -22,16 +22,23 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class CreateSessionRequest(_message.Message):
-    """Empty: the service picks the id."""
+    """The service picks the session id."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 200 printable characters: a retry returns
+    the same session.
+    """
     def __init__(
         self,
+        *,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -46,10 +53,10 @@ class CreateSessionResponse(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """Its id."""
+    """Output only. Its id."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When it was created."""
+        """Output only. When it was created."""
 
     def __init__(
         self,
@@ -74,9 +81,9 @@ class GetSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MAX_TURNS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The session id."""
+    """Required. The session id."""
     max_turns: _builtins.int
-    """Return only the last this many turns; 0 means all."""
+    """Optional. Return only the last this many turns; 0 means all; never negative."""
     def __init__(
         self,
         *,
@@ -101,14 +108,14 @@ class GetSessionResponse(_message.Message):
     TURNS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """Its id."""
+    """Output only. Its id."""
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
-        """Its turns, oldest first."""
+        """Output only. Its turns, oldest first."""
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When it was created."""
+        """Output only. When it was created."""
 
     def __init__(
         self,
@@ -133,21 +140,29 @@ class AppendTurnsRequest(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The session id."""
+    """Required. The session id."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 200 printable characters: a retry does not
+    append the turns twice.
+    """
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
-        """The turns, in order."""
+        """Required. The turns, in order; at least one, each with a role and non-empty
+        content of at most 100,000 characters.
+        """
 
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         turns: _abc.Iterable[_common_pb2.Turn] | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "session_id", b"session_id", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,7 +176,7 @@ class AppendTurnsResponse(_message.Message):
 
     TURN_COUNT_FIELD_NUMBER: _builtins.int
     turn_count: _builtins.int
-    """Total turns now stored."""
+    """Output only. Total turns stored right after this append."""
     def __init__(
         self,
         *,
@@ -182,16 +197,22 @@ class DeleteSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The session id."""
+    """Required. The session id."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, at most 200 printable characters: a retry succeeds
+    instead of failing NOT_FOUND.
+    """
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,6 +27,16 @@ if _version_not_supported:
 
 class MemoryServiceStub:
     """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     def __init__(self, channel):
@@ -59,10 +69,21 @@ class MemoryServiceStub:
 
 class MemoryServiceServicer:
     """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     def CreateSession(self, request, context):
         """Starts a new, empty session.
+        Errors: INVALID_ARGUMENT (request_id), ALREADY_EXISTS (REQUEST_ID_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,6 +91,7 @@ class MemoryServiceServicer:
 
     def GetSession(self, request, context):
         """Returns a session with its turns, oldest first.
+        Errors: INVALID_ARGUMENT (session_id, max_turns), NOT_FOUND (SESSION_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,13 +99,18 @@ class MemoryServiceServicer:
 
     def AppendTurns(self, request, context):
         """Appends turns to a session, in order.
+        Errors: INVALID_ARGUMENT (session_id, turns, request_id), NOT_FOUND
+        (SESSION_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSession(self, request, context):
-        """Deletes a session and its turns.
+        """Deletes a session and its turns. A retry with the same request_id succeeds
+        again instead of failing NOT_FOUND.
+        Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
+        ALREADY_EXISTS (REQUEST_ID_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +149,16 @@ def add_MemoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MemoryService:
     """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
     """
 
     @staticmethod

@@ -27,37 +27,92 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class MemoryServiceStub:
-    """Stores conversation sessions and their turns."""
+    """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MemoryServiceAsyncStub: ...
     CreateSession: _grpc.UnaryUnaryMultiCallable[_memory_pb2.CreateSessionRequest, _memory_pb2.CreateSessionResponse]
-    """Starts a new, empty session."""
+    """Starts a new, empty session.
+    Errors: INVALID_ARGUMENT (request_id), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     GetSession: _grpc.UnaryUnaryMultiCallable[_memory_pb2.GetSessionRequest, _memory_pb2.GetSessionResponse]
-    """Returns a session with its turns, oldest first."""
+    """Returns a session with its turns, oldest first.
+    Errors: INVALID_ARGUMENT (session_id, max_turns), NOT_FOUND (SESSION_NOT_FOUND).
+    """
     AppendTurns: _grpc.UnaryUnaryMultiCallable[_memory_pb2.AppendTurnsRequest, _memory_pb2.AppendTurnsResponse]
-    """Appends turns to a session, in order."""
+    """Appends turns to a session, in order.
+    Errors: INVALID_ARGUMENT (session_id, turns, request_id), NOT_FOUND
+    (SESSION_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     DeleteSession: _grpc.UnaryUnaryMultiCallable[_memory_pb2.DeleteSessionRequest, _memory_pb2.DeleteSessionResponse]
-    """Deletes a session and its turns."""
+    """Deletes a session and its turns. A retry with the same request_id succeeds
+    again instead of failing NOT_FOUND.
+    Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
+    ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
-    """Stores conversation sessions and their turns."""
+    """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSession: _aio.UnaryUnaryMultiCallable[_memory_pb2.CreateSessionRequest, _memory_pb2.CreateSessionResponse]  # type: ignore[assignment]
-    """Starts a new, empty session."""
+    """Starts a new, empty session.
+    Errors: INVALID_ARGUMENT (request_id), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     GetSession: _aio.UnaryUnaryMultiCallable[_memory_pb2.GetSessionRequest, _memory_pb2.GetSessionResponse]  # type: ignore[assignment]
-    """Returns a session with its turns, oldest first."""
+    """Returns a session with its turns, oldest first.
+    Errors: INVALID_ARGUMENT (session_id, max_turns), NOT_FOUND (SESSION_NOT_FOUND).
+    """
     AppendTurns: _aio.UnaryUnaryMultiCallable[_memory_pb2.AppendTurnsRequest, _memory_pb2.AppendTurnsResponse]  # type: ignore[assignment]
-    """Appends turns to a session, in order."""
+    """Appends turns to a session, in order.
+    Errors: INVALID_ARGUMENT (session_id, turns, request_id), NOT_FOUND
+    (SESSION_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
     DeleteSession: _aio.UnaryUnaryMultiCallable[_memory_pb2.DeleteSessionRequest, _memory_pb2.DeleteSessionResponse]  # type: ignore[assignment]
-    """Deletes a session and its turns."""
+    """Deletes a session and its turns. A retry with the same request_id succeeds
+    again instead of failing NOT_FOUND.
+    Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
+    ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Stores conversation sessions and their turns."""
+    """Stores conversation sessions and their turns.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+    (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+
+    Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+    request returns the first outcome without acting again (for 24 hours); the same
+    id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+    """
 
     @_abc_1.abstractmethod
     def CreateSession(
@@ -65,7 +120,9 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_pb2.CreateSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.CreateSessionResponse, _abc.Awaitable[_memory_pb2.CreateSessionResponse]]:
-        """Starts a new, empty session."""
+        """Starts a new, empty session.
+        Errors: INVALID_ARGUMENT (request_id), ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
 
     @_abc_1.abstractmethod
     def GetSession(
@@ -73,7 +130,9 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_pb2.GetSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.GetSessionResponse, _abc.Awaitable[_memory_pb2.GetSessionResponse]]:
-        """Returns a session with its turns, oldest first."""
+        """Returns a session with its turns, oldest first.
+        Errors: INVALID_ARGUMENT (session_id, max_turns), NOT_FOUND (SESSION_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def AppendTurns(
@@ -81,7 +140,10 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_pb2.AppendTurnsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.AppendTurnsResponse, _abc.Awaitable[_memory_pb2.AppendTurnsResponse]]:
-        """Appends turns to a session, in order."""
+        """Appends turns to a session, in order.
+        Errors: INVALID_ARGUMENT (session_id, turns, request_id), NOT_FOUND
+        (SESSION_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
 
     @_abc_1.abstractmethod
     def DeleteSession(
@@ -89,6 +151,10 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_pb2.DeleteSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.DeleteSessionResponse, _abc.Awaitable[_memory_pb2.DeleteSessionResponse]]:
-        """Deletes a session and its turns."""
+        """Deletes a session and its turns. A retry with the same request_id succeeds
+        again instead of failing NOT_FOUND.
+        Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
+        ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

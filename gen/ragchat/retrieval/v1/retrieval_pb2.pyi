@@ -20,6 +20,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Reranker:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RerankerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reranker.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RERANKER_UNSPECIFIED: _Reranker.ValueType  # 0
+    """Unset; never sent by the service."""
+    RERANKER_NONE: _Reranker.ValueType  # 1
+    """The chunks were not reranked."""
+    RERANKER_CROSS_ENCODER: _Reranker.ValueType  # 2
+    """A cross-encoder scored each (query, chunk) pair."""
+    RERANKER_EMBEDDING: _Reranker.ValueType  # 3
+    """The chunks were reordered by the cosine similarity of their embeddings."""
+
+class Reranker(_Reranker, metaclass=_RerankerEnumTypeWrapper):
+    """The reranker that ordered a search's chunks."""
+
+RERANKER_UNSPECIFIED: Reranker.ValueType  # 0
+"""Unset; never sent by the service."""
+RERANKER_NONE: Reranker.ValueType  # 1
+"""The chunks were not reranked."""
+RERANKER_CROSS_ENCODER: Reranker.ValueType  # 2
+"""A cross-encoder scored each (query, chunk) pair."""
+RERANKER_EMBEDDING: Reranker.ValueType  # 3
+"""The chunks were reordered by the cosine similarity of their embeddings."""
+Global___Reranker: _TypeAlias = Reranker  # noqa: Y015
+
 class _SearchMode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -61,22 +89,22 @@ class SearchRequest(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     RERANK_FIELD_NUMBER: _builtins.int
     query: _builtins.str
-    """The natural-language query; must not be empty."""
+    """Required. The natural-language query; not blank."""
     top_k: _builtins.int
-    """How many chunks to return; 0 means the service default."""
+    """Optional. How many chunks to return; 0 means the service default."""
     min_score: _builtins.float
-    """Drop chunks whose final score is below this; unset means the service default for
-    the score kind (see Chunk.score_kind).
+    """Optional. Drop chunks whose final score is below this; unset means the service
+    default for the score kind (see Chunk.score_kind).
     """
     mode: Global___SearchMode.ValueType
-    """How candidates are found."""
+    """Optional. How candidates are found; unspecified means the service default."""
     rerank: _builtins.bool
-    """Rerank the candidates with the configured reranker; unset means "if one is
-    configured". True without a configured reranker is INVALID_ARGUMENT.
+    """Optional. Rerank the candidates with the configured reranker; unset means "if
+    one is configured". True without a configured reranker is INVALID_ARGUMENT.
     """
     @_builtins.property
     def filter(self) -> _common_pb2.MetadataFilter:
-        """Restricts the search to matching documents."""
+        """Optional. Restricts the search to matching documents."""
 
     def __init__(
         self,
@@ -113,19 +141,19 @@ class SearchResponse(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     RERANKER_FIELD_NUMBER: _builtins.int
     mode: Global___SearchMode.ValueType
-    """The mode that found the candidates (the default resolved)."""
-    reranker: _builtins.str
-    """The reranker that ordered the chunks ("cross-encoder", "embedding"), or empty."""
+    """Output only. The mode that found the candidates (the default resolved)."""
+    reranker: Global___Reranker.ValueType
+    """Output only. The reranker that ordered the chunks; RERANKER_NONE if none did."""
     @_builtins.property
     def chunks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
-        """The chunks that passed the threshold, best first."""
+        """Output only. The chunks that passed the threshold, best first."""
 
     def __init__(
         self,
         *,
         chunks: _abc.Iterable[_common_pb2.Chunk] | None = ...,
         mode: Global___SearchMode.ValueType = ...,
-        reranker: _builtins.str = ...,
+        reranker: Global___Reranker.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

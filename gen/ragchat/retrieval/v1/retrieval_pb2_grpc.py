@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class RetrievalServiceStub:
     """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
     """
 
     def __init__(self, channel):
@@ -44,10 +49,17 @@ class RetrievalServiceStub:
 
 class RetrievalServiceServicer:
     """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
     """
 
     def Search(self, request, context):
         """Searches the indexed documents.
+        Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
+        INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -71,6 +83,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RetrievalService:
     """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
     """
 
     @staticmethod

@@ -27,25 +27,49 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RetrievalServiceStub:
-    """Finds the chunks most relevant to a query."""
+    """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RetrievalServiceAsyncStub: ...
     Search: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.SearchRequest, _retrieval_pb2.SearchResponse]
-    """Searches the indexed documents."""
+    """Searches the indexed documents.
+    Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
+    INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
+    """
 
 @_typing.type_check_only
 class RetrievalServiceAsyncStub(RetrievalServiceStub):
-    """Finds the chunks most relevant to a query."""
+    """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Search: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.SearchRequest, _retrieval_pb2.SearchResponse]  # type: ignore[assignment]
-    """Searches the indexed documents."""
+    """Searches the indexed documents.
+    Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
+    INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
+    """
 
 class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Finds the chunks most relevant to a query."""
+    """Finds the chunks most relevant to a query.
+
+    Field behaviour is marked in each field's comment: "Required", "Optional" or
+    "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+    a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+    a google.rpc.BadRequest naming the field.
+    """
 
     @_abc_1.abstractmethod
     def Search(
@@ -53,6 +77,9 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _retrieval_pb2.SearchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_retrieval_pb2.SearchResponse, _abc.Awaitable[_retrieval_pb2.SearchResponse]]:
-        """Searches the indexed documents."""
+        """Searches the indexed documents.
+        Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
+        INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
+        """
 
 def add_RetrievalServiceServicer_to_server(servicer: RetrievalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

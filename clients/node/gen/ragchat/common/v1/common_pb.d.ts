@@ -13,77 +13,76 @@ export declare const file_ragchat_common_v1_common: GenFile;
 
 /**
  * A retrieved piece of a document, as passed between retrieval and generation.
+ * Retrieval sets every field; a client passes chunks on to generation as received.
  *
  * @generated from message ragchat.common.v1.Chunk
  */
 export declare type Chunk = Message<"ragchat.common.v1.Chunk"> & {
   /**
-   * Stable id of the chunk: "<document_id>:<ordinal>".
+   * Required. Stable id of the chunk: "<document_id>:<ordinal>".
    *
    * @generated from field: string chunk_id = 1;
    */
   chunkId: string;
 
   /**
-   * Id of the document the chunk belongs to.
+   * Required. Id of the document the chunk belongs to.
    *
    * @generated from field: string document_id = 2;
    */
   documentId: string;
 
   /**
-   * Human-readable title of the document (the file name by default).
+   * Optional. Human-readable title of the document (the file name by default).
    *
    * @generated from field: string title = 3;
    */
   title: string;
 
   /**
-   * Where the document came from, e.g. the uploaded file name or an s3:// URI.
+   * Optional. Where the document came from, e.g. the uploaded file name or an s3:// URI.
    *
    * @generated from field: string source = 4;
    */
   source: string;
 
   /**
-   * The chunk text.
+   * Required. The chunk text.
    *
    * @generated from field: string text = 5;
    */
   text: string;
 
   /**
-   * Relevance score; higher is better. Its scale depends on score_kind.
+   * Optional. Relevance score; higher is better. Its scale depends on score_kind.
    *
    * @generated from field: float score = 6;
    */
   score: number;
 
   /**
-   * What produced the score: "dense" (cosine similarity, -1..1), "keyword" (BM25, > 0),
-   * "hybrid" (weighted reciprocal rank fusion, 0..1, 1 = first in every list),
-   * "rerank:cross-encoder" (0..1) or "rerank:embedding" (cosine similarity).
+   * Optional. What produced the score.
    *
-   * @generated from field: string score_kind = 7;
+   * @generated from field: ragchat.common.v1.ScoreKind score_kind = 11;
    */
-  scoreKind: string;
+  scoreKind: ScoreKind;
 
   /**
-   * Position of the chunk inside its document, from 0.
+   * Optional. Position of the chunk inside its document, from 0.
    *
    * @generated from field: int32 ordinal = 8;
    */
   ordinal: number;
 
   /**
-   * Page the chunk came from, from 1 (PDF page, PPTX slide); 0 when unknown.
+   * Optional. Page the chunk came from, from 1 (PDF page, PPTX slide); 0 when unknown.
    *
    * @generated from field: int32 page = 9;
    */
   page: number;
 
   /**
-   * Heading path of the section the chunk came from, e.g. "Benefits > Leave"
+   * Optional. Heading path of the section the chunk came from, e.g. "Benefits > Leave"
    * (for a spreadsheet, the sheet name); empty when it sits under no heading.
    *
    * @generated from field: string heading_path = 10;
@@ -104,35 +103,35 @@ export declare const ChunkSchema: GenMessage<Chunk>;
  */
 export declare type MetadataFilter = Message<"ragchat.common.v1.MetadataFilter"> & {
   /**
-   * Only documents whose source is one of these.
+   * Optional. Only documents whose source is one of these.
    *
    * @generated from field: repeated string sources = 1;
    */
   sources: string[];
 
   /**
-   * Only documents carrying all of these tags.
+   * Optional. Only documents carrying all of these tags.
    *
    * @generated from field: repeated string tags = 2;
    */
   tags: string[];
 
   /**
-   * Only documents created at or after this time.
+   * Optional. Only documents created at or after this time.
    *
    * @generated from field: google.protobuf.Timestamp created_after = 3;
    */
   createdAfter?: Timestamp | undefined;
 
   /**
-   * Only documents created before this time.
+   * Optional. Only documents created before this time.
    *
    * @generated from field: google.protobuf.Timestamp created_before = 4;
    */
   createdBefore?: Timestamp | undefined;
 
   /**
-   * Only these documents.
+   * Optional. Only these documents.
    *
    * @generated from field: repeated string document_ids = 5;
    */
@@ -152,21 +151,21 @@ export declare const MetadataFilterSchema: GenMessage<MetadataFilter>;
  */
 export declare type Turn = Message<"ragchat.common.v1.Turn"> & {
   /**
-   * Who spoke.
+   * Required. Who spoke.
    *
    * @generated from field: ragchat.common.v1.Role role = 1;
    */
   role: Role;
 
   /**
-   * What was said.
+   * Required. What was said; not blank.
    *
    * @generated from field: string content = 2;
    */
   content: string;
 
   /**
-   * When the turn was stored.
+   * Output only. When the turn was stored.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
@@ -178,6 +177,61 @@ export declare type Turn = Message<"ragchat.common.v1.Turn"> & {
  * Use `create(TurnSchema)` to create a new message.
  */
 export declare const TurnSchema: GenMessage<Turn>;
+
+/**
+ * What produced a chunk's score, and so its scale.
+ *
+ * @generated from enum ragchat.common.v1.ScoreKind
+ */
+export enum ScoreKind {
+  /**
+   * Unset; read as SCORE_KIND_DENSE by the services.
+   *
+   * @generated from enum value: SCORE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Cosine similarity of embeddings, -1..1.
+   *
+   * @generated from enum value: SCORE_KIND_DENSE = 1;
+   */
+  DENSE = 1,
+
+  /**
+   * BM25 over the chunk text, > 0.
+   *
+   * @generated from enum value: SCORE_KIND_KEYWORD = 2;
+   */
+  KEYWORD = 2,
+
+  /**
+   * Weighted reciprocal rank fusion of dense and keyword ranks, 0..1 (1 = first in
+   * every list).
+   *
+   * @generated from enum value: SCORE_KIND_HYBRID = 3;
+   */
+  HYBRID = 3,
+
+  /**
+   * The cross-encoder reranker's relevance, 0..1.
+   *
+   * @generated from enum value: SCORE_KIND_RERANK_CROSS_ENCODER = 4;
+   */
+  RERANK_CROSS_ENCODER = 4,
+
+  /**
+   * The embedding reranker's cosine similarity.
+   *
+   * @generated from enum value: SCORE_KIND_RERANK_EMBEDDING = 5;
+   */
+  RERANK_EMBEDDING = 5,
+}
+
+/**
+ * Describes the enum ragchat.common.v1.ScoreKind.
+ */
+export declare const ScoreKindSchema: GenEnum<ScoreKind>;
 
 /**
  * The speaker of a conversation turn.

@@ -18,51 +18,53 @@ export declare const file_ragchat_ingest_v1_ingest: GenFile;
  */
 export declare type SubmitDocumentRequest = Message<"ragchat.ingest.v1.SubmitDocumentRequest"> & {
   /**
-   * The file name, used to pick the parser and as the default title.
+   * Required. The file name, used to pick the parser and as the default title.
    *
    * @generated from field: string filename = 1;
    */
   filename: string;
 
   /**
-   * The MIME type the client declared; may be empty.
+   * Optional. The MIME type the client declared; may be empty.
    *
    * @generated from field: string content_type = 2;
    */
   contentType: string;
 
   /**
-   * The raw bytes.
+   * Required. The raw bytes; not empty.
    *
    * @generated from field: bytes content = 3;
    */
   content: Uint8Array;
 
   /**
-   * Free-form tags for filtering.
+   * Optional. Free-form tags for filtering; at most 32.
    *
    * @generated from field: repeated string tags = 4;
    */
   tags: string[];
 
   /**
-   * Optional title; defaults to the file name.
+   * Optional. The title; defaults to the file name.
    *
    * @generated from field: string title = 5;
    */
   title: string;
 
   /**
-   * Optional stable key: uploading the same key again replaces the document as a new
-   * version (same document_id); identical content creates no new version.
+   * Optional. Stable key, at most 200 printable characters: uploading the same key
+   * again replaces the document as a new version (same document_id); identical
+   * content creates no new version.
    *
    * @generated from field: string document_key = 6;
    */
   documentKey: string;
 
   /**
-   * Optional idempotency key: a retry with the same key and request returns the
-   * original response; the same key with a different request fails ALREADY_EXISTS.
+   * Optional. Idempotency key, at most 200 printable characters: a retry with the
+   * same key and request returns the original response; the same key with a
+   * different request fails ALREADY_EXISTS.
    *
    * @generated from field: string request_id = 7;
    */
@@ -82,21 +84,21 @@ export declare const SubmitDocumentRequestSchema: GenMessage<SubmitDocumentReque
  */
 export declare type SubmitDocumentResponse = Message<"ragchat.ingest.v1.SubmitDocumentResponse"> & {
   /**
-   * Id of the indexing job.
+   * Output only. Id of the indexing job.
    *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
-   * Id the document will have once indexed.
+   * Output only. Id the document will have once indexed.
    *
    * @generated from field: string document_id = 2;
    */
   documentId: string;
 
   /**
-   * The document version this job indexes (1 for a new document).
+   * Output only. The document version this job indexes (1 for a new document).
    *
    * @generated from field: int32 version = 3;
    */
@@ -116,7 +118,7 @@ export declare const SubmitDocumentResponseSchema: GenMessage<SubmitDocumentResp
  */
 export declare type GetJobRequest = Message<"ragchat.ingest.v1.GetJobRequest"> & {
   /**
-   * The job id returned by SubmitDocument.
+   * Required. The job id returned by SubmitDocument.
    *
    * @generated from field: string job_id = 1;
    */
@@ -136,49 +138,49 @@ export declare const GetJobRequestSchema: GenMessage<GetJobRequest>;
  */
 export declare type GetJobResponse = Message<"ragchat.ingest.v1.GetJobResponse"> & {
   /**
-   * The job id.
+   * Output only. The job id.
    *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
-   * The document it indexes.
+   * Output only. The document it indexes.
    *
    * @generated from field: string document_id = 2;
    */
   documentId: string;
 
   /**
-   * Where it is.
+   * Output only. Where it is.
    *
    * @generated from field: ragchat.ingest.v1.JobStatus status = 3;
    */
   status: JobStatus;
 
   /**
-   * Why it failed; empty otherwise.
+   * Output only. Why it failed; empty otherwise.
    *
    * @generated from field: string error = 4;
    */
   error: string;
 
   /**
-   * Number of chunks written, once indexed.
+   * Output only. Number of chunks written, once indexed.
    *
    * @generated from field: int32 chunk_count = 5;
    */
   chunkCount: number;
 
   /**
-   * How many times a worker has picked it up.
+   * Output only. How many times a worker has picked it up.
    *
    * @generated from field: int32 attempts = 6;
    */
   attempts: number;
 
   /**
-   * The document version it indexes.
+   * Output only. The document version it indexes.
    *
    * @generated from field: int32 version = 7;
    */
@@ -198,14 +200,14 @@ export declare const GetJobResponseSchema: GenMessage<GetJobResponse>;
  */
 export declare type ListDocumentsRequest = Message<"ragchat.ingest.v1.ListDocumentsRequest"> & {
   /**
-   * Maximum documents to return, 1 to 500; 0 means 100.
+   * Optional. Maximum documents to return, 1 to 500; 0 means 100.
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * The opaque next_page_token of a previous response.
+   * Optional. The opaque next_page_token of a previous response.
    *
    * @generated from field: string page_token = 2;
    */
@@ -225,77 +227,77 @@ export declare const ListDocumentsRequestSchema: GenMessage<ListDocumentsRequest
  */
 export declare type Document = Message<"ragchat.ingest.v1.Document"> & {
   /**
-   * The document id.
+   * Output only. The document id.
    *
    * @generated from field: string document_id = 1;
    */
   documentId: string;
 
   /**
-   * Its title.
+   * Output only. Its title.
    *
    * @generated from field: string title = 2;
    */
   title: string;
 
   /**
-   * Where it came from.
+   * Output only. Where it came from.
    *
    * @generated from field: string source = 3;
    */
   source: string;
 
   /**
-   * Its MIME type.
+   * Output only. Its MIME type.
    *
    * @generated from field: string content_type = 4;
    */
   contentType: string;
 
   /**
-   * Its size in bytes.
+   * Output only. Its size in bytes.
    *
    * @generated from field: int64 size_bytes = 5;
    */
   sizeBytes: bigint;
 
   /**
-   * Its tags.
+   * Output only. Its tags.
    *
    * @generated from field: repeated string tags = 6;
    */
   tags: string[];
 
   /**
-   * When it was uploaded.
+   * Output only. When it was uploaded.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * State of its latest indexing job.
+   * Output only. State of its latest indexing job.
    *
    * @generated from field: ragchat.ingest.v1.JobStatus status = 8;
    */
   status: JobStatus;
 
   /**
-   * Number of chunks indexed.
+   * Output only. Number of chunks indexed.
    *
    * @generated from field: int32 chunk_count = 9;
    */
   chunkCount: number;
 
   /**
-   * The current (latest uploaded) version.
+   * Output only. The current (latest uploaded) version.
    *
    * @generated from field: int32 version = 10;
    */
   version: number;
 
   /**
-   * The stable key it was uploaded with; empty if none.
+   * Output only. The stable key it was uploaded with; empty if none.
    *
    * @generated from field: string document_key = 11;
    */
@@ -315,63 +317,63 @@ export declare const DocumentSchema: GenMessage<Document>;
  */
 export declare type DocumentVersion = Message<"ragchat.ingest.v1.DocumentVersion"> & {
   /**
-   * 1, 2, ... in upload order.
+   * Output only. 1, 2, ... in upload order.
    *
    * @generated from field: int32 version = 1;
    */
   version: number;
 
   /**
-   * SHA-256 of the raw bytes, hex.
+   * Output only. SHA-256 of the raw bytes, hex.
    *
    * @generated from field: string sha256 = 2;
    */
   sha256: string;
 
   /**
-   * Size of the raw bytes.
+   * Output only. Size of the raw bytes.
    *
    * @generated from field: int64 size_bytes = 3;
    */
   sizeBytes: bigint;
 
   /**
-   * Its MIME type.
+   * Output only. Its MIME type.
    *
    * @generated from field: string content_type = 4;
    */
   contentType: string;
 
   /**
-   * The file name it was uploaded as.
+   * Output only. The file name it was uploaded as.
    *
    * @generated from field: string source = 5;
    */
   source: string;
 
   /**
-   * When it was uploaded.
+   * Output only. When it was uploaded.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * State of its indexing job.
+   * Output only. State of its indexing job.
    *
    * @generated from field: ragchat.ingest.v1.JobStatus status = 7;
    */
   status: JobStatus;
 
   /**
-   * Its indexing job.
+   * Output only. Its indexing job.
    *
    * @generated from field: string job_id = 8;
    */
   jobId: string;
 
   /**
-   * Number of chunks its job indexed.
+   * Output only. Number of chunks its job indexed.
    *
    * @generated from field: int32 chunk_count = 9;
    */
@@ -391,7 +393,7 @@ export declare const DocumentVersionSchema: GenMessage<DocumentVersion>;
  */
 export declare type GetDocumentRequest = Message<"ragchat.ingest.v1.GetDocumentRequest"> & {
   /**
-   * The document id.
+   * Required. The document id.
    *
    * @generated from field: string document_id = 1;
    */
@@ -411,14 +413,14 @@ export declare const GetDocumentRequestSchema: GenMessage<GetDocumentRequest>;
  */
 export declare type GetDocumentResponse = Message<"ragchat.ingest.v1.GetDocumentResponse"> & {
   /**
-   * The document, as its current version describes it.
+   * Output only. The document, as its current version describes it.
    *
    * @generated from field: ragchat.ingest.v1.Document document = 1;
    */
   document?: Document | undefined;
 
   /**
-   * Every version, newest first.
+   * Output only. Every version, newest first.
    *
    * @generated from field: repeated ragchat.ingest.v1.DocumentVersion versions = 2;
    */
@@ -438,15 +440,16 @@ export declare const GetDocumentResponseSchema: GenMessage<GetDocumentResponse>;
  */
 export declare type ListDocumentsResponse = Message<"ragchat.ingest.v1.ListDocumentsResponse"> & {
   /**
-   * The documents, newest first.
+   * Output only. The documents, newest first.
    *
    * @generated from field: repeated ragchat.ingest.v1.Document documents = 1;
    */
   documents: Document[];
 
   /**
-   * Pass to the next call for more; empty on the last page. Pages are keyed on
-   * (create_time, document_id), so uploads arriving meanwhile never shift them.
+   * Output only. Pass to the next call for more; empty on the last page. Pages are
+   * keyed on (create_time, document_id), so uploads arriving meanwhile never shift
+   * them.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -466,11 +469,19 @@ export declare const ListDocumentsResponseSchema: GenMessage<ListDocumentsRespon
  */
 export declare type DeleteDocumentRequest = Message<"ragchat.ingest.v1.DeleteDocumentRequest"> & {
   /**
-   * The document id.
+   * Required. The document id.
    *
    * @generated from field: string document_id = 1;
    */
   documentId: string;
+
+  /**
+   * Optional. Idempotency key, at most 200 printable characters: a retry succeeds
+   * instead of failing NOT_FOUND.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -550,11 +561,24 @@ export declare const JobStatusSchema: GenEnum<JobStatus>;
 /**
  * Accepts documents and tracks their indexing.
  *
+ * Field behaviour is marked in each field's comment: "Required", "Optional" or
+ * "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+ * a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+ * a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+ * (reason DEPENDENCY_UNAVAILABLE: the database, bucket or queue is down; retry later).
+ *
+ * Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+ * request returns the first outcome without acting again; the same id with a
+ * different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+ *
  * @generated from service ragchat.ingest.v1.IngestService
  */
 export declare const IngestService: GenService<{
   /**
    * Stores a raw document and queues it for indexing.
+   * Errors: INVALID_ARGUMENT (filename, content, tags, document_key, request_id;
+   * reason INVALID_ARGUMENT, or UNSUPPORTED_TYPE for a file type it cannot parse),
+   * RESOURCE_EXHAUSTED (TOO_LARGE), ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
    * @generated from rpc ragchat.ingest.v1.IngestService.SubmitDocument
    */
@@ -565,6 +589,7 @@ export declare const IngestService: GenService<{
   },
   /**
    * Reports the state of an indexing job.
+   * Errors: INVALID_ARGUMENT (job_id), NOT_FOUND (JOB_NOT_FOUND).
    *
    * @generated from rpc ragchat.ingest.v1.IngestService.GetJob
    */
@@ -575,6 +600,7 @@ export declare const IngestService: GenService<{
   },
   /**
    * Lists documents, newest first.
+   * Errors: INVALID_ARGUMENT (page_size, page_token).
    *
    * @generated from rpc ragchat.ingest.v1.IngestService.ListDocuments
    */
@@ -585,6 +611,7 @@ export declare const IngestService: GenService<{
   },
   /**
    * Reports a document, its current version and its version history.
+   * Errors: INVALID_ARGUMENT (document_id), NOT_FOUND (DOCUMENT_NOT_FOUND).
    *
    * @generated from rpc ragchat.ingest.v1.IngestService.GetDocument
    */
@@ -594,7 +621,10 @@ export declare const IngestService: GenService<{
     output: typeof GetDocumentResponseSchema;
   },
   /**
-   * Deletes a document, its chunks and the raw files of all its versions.
+   * Deletes a document, its chunks and the raw files of all its versions. A retry
+   * with the same request_id succeeds again instead of failing NOT_FOUND.
+   * Errors: INVALID_ARGUMENT (document_id, request_id), NOT_FOUND
+   * (DOCUMENT_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
    * @generated from rpc ragchat.ingest.v1.IngestService.DeleteDocument
    */

@@ -13,11 +13,18 @@ import type { Turn } from "../../common/v1/common_pb.js";
 export declare const file_ragchat_memory_v1_memory: GenFile;
 
 /**
- * Empty: the service picks the id.
+ * The service picks the session id.
  *
  * @generated from message ragchat.memory.v1.CreateSessionRequest
  */
 export declare type CreateSessionRequest = Message<"ragchat.memory.v1.CreateSessionRequest"> & {
+  /**
+   * Optional. Idempotency key, at most 200 printable characters: a retry returns
+   * the same session.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
 };
 
 /**
@@ -33,14 +40,14 @@ export declare const CreateSessionRequestSchema: GenMessage<CreateSessionRequest
  */
 export declare type CreateSessionResponse = Message<"ragchat.memory.v1.CreateSessionResponse"> & {
   /**
-   * Its id.
+   * Output only. Its id.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
 
   /**
-   * When it was created.
+   * Output only. When it was created.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 2;
    */
@@ -60,14 +67,14 @@ export declare const CreateSessionResponseSchema: GenMessage<CreateSessionRespon
  */
 export declare type GetSessionRequest = Message<"ragchat.memory.v1.GetSessionRequest"> & {
   /**
-   * The session id.
+   * Required. The session id.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
 
   /**
-   * Return only the last this many turns; 0 means all.
+   * Optional. Return only the last this many turns; 0 means all; never negative.
    *
    * @generated from field: int32 max_turns = 2;
    */
@@ -87,21 +94,21 @@ export declare const GetSessionRequestSchema: GenMessage<GetSessionRequest>;
  */
 export declare type GetSessionResponse = Message<"ragchat.memory.v1.GetSessionResponse"> & {
   /**
-   * Its id.
+   * Output only. Its id.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
 
   /**
-   * Its turns, oldest first.
+   * Output only. Its turns, oldest first.
    *
    * @generated from field: repeated ragchat.common.v1.Turn turns = 2;
    */
   turns: Turn[];
 
   /**
-   * When it was created.
+   * Output only. When it was created.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
@@ -121,18 +128,27 @@ export declare const GetSessionResponseSchema: GenMessage<GetSessionResponse>;
  */
 export declare type AppendTurnsRequest = Message<"ragchat.memory.v1.AppendTurnsRequest"> & {
   /**
-   * The session id.
+   * Required. The session id.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
 
   /**
-   * The turns, in order.
+   * Required. The turns, in order; at least one, each with a role and non-empty
+   * content of at most 100,000 characters.
    *
    * @generated from field: repeated ragchat.common.v1.Turn turns = 2;
    */
   turns: Turn[];
+
+  /**
+   * Optional. Idempotency key, at most 200 printable characters: a retry does not
+   * append the turns twice.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -148,7 +164,7 @@ export declare const AppendTurnsRequestSchema: GenMessage<AppendTurnsRequest>;
  */
 export declare type AppendTurnsResponse = Message<"ragchat.memory.v1.AppendTurnsResponse"> & {
   /**
-   * Total turns now stored.
+   * Output only. Total turns stored right after this append.
    *
    * @generated from field: int32 turn_count = 1;
    */
@@ -168,11 +184,19 @@ export declare const AppendTurnsResponseSchema: GenMessage<AppendTurnsResponse>;
  */
 export declare type DeleteSessionRequest = Message<"ragchat.memory.v1.DeleteSessionRequest"> & {
   /**
-   * The session id.
+   * Required. The session id.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
+
+  /**
+   * Optional. Idempotency key, at most 200 printable characters: a retry succeeds
+   * instead of failing NOT_FOUND.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -198,11 +222,22 @@ export declare const DeleteSessionResponseSchema: GenMessage<DeleteSessionRespon
 /**
  * Stores conversation sessions and their turns.
  *
+ * Field behaviour is marked in each field's comment: "Required", "Optional" or
+ * "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+ * a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+ * a google.rpc.BadRequest naming the field. Every RPC can also fail UNAVAILABLE
+ * (reason DEPENDENCY_UNAVAILABLE: the database is down; retry later).
+ *
+ * Mutating RPCs take a `request_id` (idempotency key): a retry with the same id and
+ * request returns the first outcome without acting again (for 24 hours); the same
+ * id with a different request fails ALREADY_EXISTS (reason REQUEST_ID_REUSED).
+ *
  * @generated from service ragchat.memory.v1.MemoryService
  */
 export declare const MemoryService: GenService<{
   /**
    * Starts a new, empty session.
+   * Errors: INVALID_ARGUMENT (request_id), ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
    * @generated from rpc ragchat.memory.v1.MemoryService.CreateSession
    */
@@ -213,6 +248,7 @@ export declare const MemoryService: GenService<{
   },
   /**
    * Returns a session with its turns, oldest first.
+   * Errors: INVALID_ARGUMENT (session_id, max_turns), NOT_FOUND (SESSION_NOT_FOUND).
    *
    * @generated from rpc ragchat.memory.v1.MemoryService.GetSession
    */
@@ -223,6 +259,8 @@ export declare const MemoryService: GenService<{
   },
   /**
    * Appends turns to a session, in order.
+   * Errors: INVALID_ARGUMENT (session_id, turns, request_id), NOT_FOUND
+   * (SESSION_NOT_FOUND), ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
    * @generated from rpc ragchat.memory.v1.MemoryService.AppendTurns
    */
@@ -232,7 +270,10 @@ export declare const MemoryService: GenService<{
     output: typeof AppendTurnsResponseSchema;
   },
   /**
-   * Deletes a session and its turns.
+   * Deletes a session and its turns. A retry with the same request_id succeeds
+   * again instead of failing NOT_FOUND.
+   * Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
+   * ALREADY_EXISTS (REQUEST_ID_REUSED).
    *
    * @generated from rpc ragchat.memory.v1.MemoryService.DeleteSession
    */

@@ -18,44 +18,44 @@ export declare const file_ragchat_retrieval_v1_retrieval: GenFile;
  */
 export declare type SearchRequest = Message<"ragchat.retrieval.v1.SearchRequest"> & {
   /**
-   * The natural-language query; must not be empty.
+   * Required. The natural-language query; not blank.
    *
    * @generated from field: string query = 1;
    */
   query: string;
 
   /**
-   * How many chunks to return; 0 means the service default.
+   * Optional. How many chunks to return; 0 means the service default.
    *
    * @generated from field: int32 top_k = 2;
    */
   topK: number;
 
   /**
-   * Drop chunks whose final score is below this; unset means the service default for
-   * the score kind (see Chunk.score_kind).
+   * Optional. Drop chunks whose final score is below this; unset means the service
+   * default for the score kind (see Chunk.score_kind).
    *
    * @generated from field: optional float min_score = 3;
    */
   minScore?: number | undefined;
 
   /**
-   * Restricts the search to matching documents.
+   * Optional. Restricts the search to matching documents.
    *
    * @generated from field: ragchat.common.v1.MetadataFilter filter = 4;
    */
   filter?: MetadataFilter | undefined;
 
   /**
-   * How candidates are found.
+   * Optional. How candidates are found; unspecified means the service default.
    *
    * @generated from field: ragchat.retrieval.v1.SearchMode mode = 5;
    */
   mode: SearchMode;
 
   /**
-   * Rerank the candidates with the configured reranker; unset means "if one is
-   * configured". True without a configured reranker is INVALID_ARGUMENT.
+   * Optional. Rerank the candidates with the configured reranker; unset means "if
+   * one is configured". True without a configured reranker is INVALID_ARGUMENT.
    *
    * @generated from field: optional bool rerank = 6;
    */
@@ -75,25 +75,25 @@ export declare const SearchRequestSchema: GenMessage<SearchRequest>;
  */
 export declare type SearchResponse = Message<"ragchat.retrieval.v1.SearchResponse"> & {
   /**
-   * The chunks that passed the threshold, best first.
+   * Output only. The chunks that passed the threshold, best first.
    *
    * @generated from field: repeated ragchat.common.v1.Chunk chunks = 1;
    */
   chunks: Chunk[];
 
   /**
-   * The mode that found the candidates (the default resolved).
+   * Output only. The mode that found the candidates (the default resolved).
    *
    * @generated from field: ragchat.retrieval.v1.SearchMode mode = 2;
    */
   mode: SearchMode;
 
   /**
-   * The reranker that ordered the chunks ("cross-encoder", "embedding"), or empty.
+   * Output only. The reranker that ordered the chunks; RERANKER_NONE if none did.
    *
-   * @generated from field: string reranker = 3;
+   * @generated from field: ragchat.retrieval.v1.Reranker reranker = 4;
    */
-  reranker: string;
+  reranker: Reranker;
 };
 
 /**
@@ -101,6 +101,46 @@ export declare type SearchResponse = Message<"ragchat.retrieval.v1.SearchRespons
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export declare const SearchResponseSchema: GenMessage<SearchResponse>;
+
+/**
+ * The reranker that ordered a search's chunks.
+ *
+ * @generated from enum ragchat.retrieval.v1.Reranker
+ */
+export enum Reranker {
+  /**
+   * Unset; never sent by the service.
+   *
+   * @generated from enum value: RERANKER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The chunks were not reranked.
+   *
+   * @generated from enum value: RERANKER_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * A cross-encoder scored each (query, chunk) pair.
+   *
+   * @generated from enum value: RERANKER_CROSS_ENCODER = 2;
+   */
+  CROSS_ENCODER = 2,
+
+  /**
+   * The chunks were reordered by the cosine similarity of their embeddings.
+   *
+   * @generated from enum value: RERANKER_EMBEDDING = 3;
+   */
+  EMBEDDING = 3,
+}
+
+/**
+ * Describes the enum ragchat.retrieval.v1.Reranker.
+ */
+export declare const RerankerSchema: GenEnum<Reranker>;
 
 /**
  * How candidate chunks are found.
@@ -145,11 +185,18 @@ export declare const SearchModeSchema: GenEnum<SearchMode>;
 /**
  * Finds the chunks most relevant to a query.
  *
+ * Field behaviour is marked in each field's comment: "Required", "Optional" or
+ * "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+ * a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+ * a google.rpc.BadRequest naming the field.
+ *
  * @generated from service ragchat.retrieval.v1.RetrievalService
  */
 export declare const RetrievalService: GenService<{
   /**
    * Searches the indexed documents.
+   * Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
+   * INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
    *
    * @generated from rpc ragchat.retrieval.v1.RetrievalService.Search
    */

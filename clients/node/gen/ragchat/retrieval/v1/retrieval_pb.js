@@ -9,7 +9,7 @@ import { file_ragchat_common_v1_common } from "../../common/v1/common_pb.js";
  * Describes the file ragchat/retrieval/v1/retrieval.proto.
  */
 export const file_ragchat_retrieval_v1_retrieval = /*@__PURE__*/
-  fileDesc("CiRyYWdjaGF0L3JldHJpZXZhbC92MS9yZXRyaWV2YWwucHJvdG8SFHJhZ2NoYXQucmV0cmlldmFsLnYxItYBCg1TZWFyY2hSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg0KBXRvcF9rGAIgASgFEhYKCW1pbl9zY29yZRgDIAEoAkgAiAEBEjEKBmZpbHRlchgEIAEoCzIhLnJhZ2NoYXQuY29tbW9uLnYxLk1ldGFkYXRhRmlsdGVyEi4KBG1vZGUYBSABKA4yIC5yYWdjaGF0LnJldHJpZXZhbC52MS5TZWFyY2hNb2RlEhMKBnJlcmFuaxgGIAEoCEgBiAEBQgwKCl9taW5fc2NvcmVCCQoHX3JlcmFuayJ8Cg5TZWFyY2hSZXNwb25zZRIoCgZjaHVua3MYASADKAsyGC5yYWdjaGF0LmNvbW1vbi52MS5DaHVuaxIuCgRtb2RlGAIgASgOMiAucmFnY2hhdC5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZRIQCghyZXJhbmtlchgDIAEoCSpxCgpTZWFyY2hNb2RlEhsKF1NFQVJDSF9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRU0VBUkNIX01PREVfREVOU0UQARIXChNTRUFSQ0hfTU9ERV9LRVlXT1JEEAISFgoSU0VBUkNIX01PREVfSFlCUklEEAMyZwoQUmV0cmlldmFsU2VydmljZRJTCgZTZWFyY2gSIy5yYWdjaGF0LnJldHJpZXZhbC52MS5TZWFyY2hSZXF1ZXN0GiQucmFnY2hhdC5yZXRyaWV2YWwudjEuU2VhcmNoUmVzcG9uc2VC4AEKGGNvbS5yYWdjaGF0LnJldHJpZXZhbC52MUIOUmV0cmlldmFsUHJvdG9QAVpCZ2l0aHViLmNvbS9yYWdjaGF0L3JhZ2NoYXQvZ2VuL2dvL3JhZ2NoYXQvcmV0cmlldmFsL3YxO3JldHJpZXZhbHYxogIDUlJYqgIUUmFnY2hhdC5SZXRyaWV2YWwuVjHKAhRSYWdjaGF0XFJldHJpZXZhbFxWMeICIFJhZ2NoYXRcUmV0cmlldmFsXFYxXEdQQk1ldGFkYXRh6gIWUmFnY2hhdDo6UmV0cmlldmFsOjpWMWIGcHJvdG8z", [file_ragchat_common_v1_common]);
+  fileDesc("CiRyYWdjaGF0L3JldHJpZXZhbC92MS9yZXRyaWV2YWwucHJvdG8SFHJhZ2NoYXQucmV0cmlldmFsLnYxItYBCg1TZWFyY2hSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEg0KBXRvcF9rGAIgASgFEhYKCW1pbl9zY29yZRgDIAEoAkgAiAEBEjEKBmZpbHRlchgEIAEoCzIhLnJhZ2NoYXQuY29tbW9uLnYxLk1ldGFkYXRhRmlsdGVyEi4KBG1vZGUYBSABKA4yIC5yYWdjaGF0LnJldHJpZXZhbC52MS5TZWFyY2hNb2RlEhMKBnJlcmFuaxgGIAEoCEgBiAEBQgwKCl9taW5fc2NvcmVCCQoHX3JlcmFuayKiAQoOU2VhcmNoUmVzcG9uc2USKAoGY2h1bmtzGAEgAygLMhgucmFnY2hhdC5jb21tb24udjEuQ2h1bmsSLgoEbW9kZRgCIAEoDjIgLnJhZ2NoYXQucmV0cmlldmFsLnYxLlNlYXJjaE1vZGUSMAoIcmVyYW5rZXIYBCABKA4yHi5yYWdjaGF0LnJldHJpZXZhbC52MS5SZXJhbmtlckoECAMQBCprCghSZXJhbmtlchIYChRSRVJBTktFUl9VTlNQRUNJRklFRBAAEhEKDVJFUkFOS0VSX05PTkUQARIaChZSRVJBTktFUl9DUk9TU19FTkNPREVSEAISFgoSUkVSQU5LRVJfRU1CRURESU5HEAMqcQoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhUKEVNFQVJDSF9NT0RFX0RFTlNFEAESFwoTU0VBUkNIX01PREVfS0VZV09SRBACEhYKElNFQVJDSF9NT0RFX0hZQlJJRBADMmcKEFJldHJpZXZhbFNlcnZpY2USUwoGU2VhcmNoEiMucmFnY2hhdC5yZXRyaWV2YWwudjEuU2VhcmNoUmVxdWVzdBokLnJhZ2NoYXQucmV0cmlldmFsLnYxLlNlYXJjaFJlc3BvbnNlQuABChhjb20ucmFnY2hhdC5yZXRyaWV2YWwudjFCDlJldHJpZXZhbFByb3RvUAFaQmdpdGh1Yi5jb20vcmFnY2hhdC9yYWdjaGF0L2dlbi9nby9yYWdjaGF0L3JldHJpZXZhbC92MTtyZXRyaWV2YWx2MaICA1JSWKoCFFJhZ2NoYXQuUmV0cmlldmFsLlYxygIUUmFnY2hhdFxSZXRyaWV2YWxcVjHiAiBSYWdjaGF0XFJldHJpZXZhbFxWMVxHUEJNZXRhZGF0YeoCFlJhZ2NoYXQ6OlJldHJpZXZhbDo6VjFiBnByb3RvMw", [file_ragchat_common_v1_common]);
 
 /**
  * Describes the message ragchat.retrieval.v1.SearchRequest.
@@ -26,10 +26,24 @@ export const SearchResponseSchema = /*@__PURE__*/
   messageDesc(file_ragchat_retrieval_v1_retrieval, 1);
 
 /**
+ * Describes the enum ragchat.retrieval.v1.Reranker.
+ */
+export const RerankerSchema = /*@__PURE__*/
+  enumDesc(file_ragchat_retrieval_v1_retrieval, 0);
+
+/**
+ * The reranker that ordered a search's chunks.
+ *
+ * @generated from enum ragchat.retrieval.v1.Reranker
+ */
+export const Reranker = /*@__PURE__*/
+  tsEnum(RerankerSchema);
+
+/**
  * Describes the enum ragchat.retrieval.v1.SearchMode.
  */
 export const SearchModeSchema = /*@__PURE__*/
-  enumDesc(file_ragchat_retrieval_v1_retrieval, 0);
+  enumDesc(file_ragchat_retrieval_v1_retrieval, 1);
 
 /**
  * How candidate chunks are found.
@@ -41,6 +55,11 @@ export const SearchMode = /*@__PURE__*/
 
 /**
  * Finds the chunks most relevant to a query.
+ *
+ * Field behaviour is marked in each field's comment: "Required", "Optional" or
+ * "Output only". Every error carries a google.rpc.ErrorInfo (domain "ragchat.dev",
+ * a stable `reason`, metadata) in the status details; INVALID_ARGUMENT also carries
+ * a google.rpc.BadRequest naming the field.
  *
  * @generated from service ragchat.retrieval.v1.RetrievalService
  */
