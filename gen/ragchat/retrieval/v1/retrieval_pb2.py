@@ -25,19 +25,25 @@ _sym_db = _symbol_database.Default()
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ragchat/retrieval/v1/retrieval.proto\x12\x14ragchat.retrieval.v1\x1a\x1eragchat/common/v1/common.proto\"\xd6\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x16\n\tmin_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x06\x66ilter\x18\x04 \x01(\x0b\x32!.ragchat.common.v1.MetadataFilter\x12.\n\x04mode\x18\x05 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchMode\x12\x13\n\x06rerank\x18\x06 \x01(\x08H\x01\x88\x01\x01\x42\x0c\n\n_min_scoreB\t\n\x07_rerank\"|\n\x0eSearchResponse\x12(\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12.\n\x04mode\x18\x02 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchMode\x12\x10\n\x08reranker\x18\x03 \x01(\t*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32g\n\x10RetrievalService\x12S\n\x06Search\x12#.ragchat.retrieval.v1.SearchRequest\x1a$.ragchat.retrieval.v1.SearchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ragchat/retrieval/v1/retrieval.proto\x12\x14ragchat.retrieval.v1\x1a\x1eragchat/common/v1/common.proto\"\xd6\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x16\n\tmin_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x06\x66ilter\x18\x04 \x01(\x0b\x32!.ragchat.common.v1.MetadataFilter\x12.\n\x04mode\x18\x05 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchMode\x12\x13\n\x06rerank\x18\x06 \x01(\x08H\x01\x88\x01\x01\x42\x0c\n\n_min_scoreB\t\n\x07_rerank\"|\n\x0eSearchResponse\x12(\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12.\n\x04mode\x18\x02 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchMode\x12\x10\n\x08reranker\x18\x03 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"}\n\rEmbedResponse\x12\x33\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.ragchat.retrieval.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x04 \x01(\x05*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xb9\x01\n\x10RetrievalService\x12S\n\x06Search\x12#.ragchat.retrieval.v1.SearchRequest\x1a$.ragchat.retrieval.v1.SearchResponse\x12P\n\x05\x45mbed\x12\".ragchat.retrieval.v1.EmbedRequest\x1a#.ragchat.retrieval.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.retrieval.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=437
-  _globals['_SEARCHMODE']._serialized_end=550
+  _globals['_SEARCHMODE']._serialized_start=624
+  _globals['_SEARCHMODE']._serialized_end=737
   _globals['_SEARCHREQUEST']._serialized_start=95
   _globals['_SEARCHREQUEST']._serialized_end=309
   _globals['_SEARCHRESPONSE']._serialized_start=311
   _globals['_SEARCHRESPONSE']._serialized_end=435
-  _globals['_RETRIEVALSERVICE']._serialized_start=552
-  _globals['_RETRIEVALSERVICE']._serialized_end=655
+  _globals['_EMBEDREQUEST']._serialized_start=437
+  _globals['_EMBEDREQUEST']._serialized_end=466
+  _globals['_EMBEDDING']._serialized_start=468
+  _globals['_EMBEDDING']._serialized_end=495
+  _globals['_EMBEDRESPONSE']._serialized_start=497
+  _globals['_EMBEDRESPONSE']._serialized_end=622
+  _globals['_RETRIEVALSERVICE']._serialized_start=740
+  _globals['_RETRIEVALSERVICE']._serialized_end=925
 # @@protoc_insertion_point(module_scope)
