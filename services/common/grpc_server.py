@@ -47,7 +47,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, RagchatError):
-        await context.abort(exc.code, str(exc), trailing_metadata=_NO_RETRY)
+        await context.abort(exc.code, str(exc), trailing_metadata=_NO_RETRY + exc.metadata())
     logger.exception("unhandled error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
