@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.common.errors import REASON_KEY, RETRY_AFTER_KEY
 from services.common.grpc_server import NO_RETRY_KEY
+from services.gateway.capacity import Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +29,48 @@ _HTTP_STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": message})
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": code, "detail": message}, headers=headers
+    )
 
 
 # The error code a client sees, where the status name is not the clearest word.
 _ERROR_CODES = {grpc.StatusCode.ALREADY_EXISTS: "conflict"}
+# Where a service names the reason, it decides the HTTP status (the code alone is
+# ambiguous: RESOURCE_EXHAUSTED is a rate limit here, a size limit elsewhere).
+_BY_REASON = {
+    "RATE_LIMITED": (429, "rate_limited"),
+    "PROMPT_TOO_LONG": (422, "prompt_too_long"),
+    "LLM_MISCONFIGURED": (502, "llm_misconfigured"),
+}
+DEFAULT_RETRY_AFTER_S = 5
+
+
+def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str | None:
+    return next((str(v) for k, v in exc.trailing_metadata() or () if k == key), None)
+
+
+def retry_after(exc: grpc.aio.AioRpcError) -> str | None:
+    """The Retry-After header (whole seconds) for a rate-limited call, else None."""
+    if _trailer(exc, REASON_KEY) != "RATE_LIMITED":
+        return None
+    try:
+        seconds = float(_trailer(exc, RETRY_AFTER_KEY) or DEFAULT_RETRY_AFTER_S)
+    except ValueError:
+        seconds = DEFAULT_RETRY_AFTER_S
+    return str(max(1, math.ceil(seconds)))
 
 
 def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     """(HTTP status, error code, message) for a failed gRPC call."""
     code = exc.code()
+    reason = _trailer(exc, REASON_KEY) if _answered_by_service(exc) else None
+    if reason in _BY_REASON:
+        status, error = _BY_REASON[reason]
+        return status, error, exc.details() or error
     status = _HTTP_STATUS.get(code, 502)
     message = exc.details() or code.name.lower()
     if code == grpc.StatusCode.UNAVAILABLE and exc.details() and _answered_by_service(exc):
@@ -59,6 +93,8 @@ def stream_error(exc: BaseException) -> dict[str, object]:
     if isinstance(exc, grpc.aio.AioRpcError):
         status, code, message = grpc_error_parts(exc)
         return {"error": code, "detail": message, "status": status}
+    if isinstance(exc, Overloaded):
+        return {"error": "overloaded", "detail": str(exc), "status": 429}
     logger.exception("stream failed", exc_info=exc)
     return {"error": "internal", "detail": "the answer stream failed", "status": 500}
 
@@ -68,7 +104,15 @@ async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     status, code, message = grpc_error_parts(exc)
     if status >= 500:
         logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
-    return error_response(status, code, message)
+    wait = retry_after(exc)
+    return error_response(status, code, message, {"Retry-After": wait} if wait else None)
+
+
+async def overloaded_handler(request: Request, exc: Exception) -> JSONResponse:
+    """429 at once, with Retry-After, when every generation slot and queue place is taken."""
+    assert isinstance(exc, Overloaded)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(429, "overloaded", str(exc), headers)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
