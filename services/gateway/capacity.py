@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import TracebackType
 
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 
 class Overloaded(Exception):
@@ -17,34 +20,71 @@ class Overloaded(Exception):
         self.retry_after_s = retry_after_s
 
 
-class GenerationSlots:
-    """At most `concurrent` generations run and `queue` more wait; the rest are refused.
+class Admission:
+    """A request's place (running or queued), held from its start until release()."""
 
-    A refusal is immediate, so a client under load gets a 429 with Retry-After rather
-    than waiting out its deadline in an unbounded queue.
-    """
+    def __init__(self, slots: GenerationSlots) -> None:
+        self._slots: GenerationSlots | None = slots
+
+    def release(self) -> None:
+        """Give the place back (once; later calls do nothing)."""
+        if self._slots is not None:
+            self._slots.admitted -= 1
+            self._slots = None
+
+    def hand_over(self) -> Admission:
+        """The same place under a new owner; this one no longer releases it."""
+        assert self._slots is not None, "already released"
+        successor, self._slots = Admission(self._slots), None
+        return successor
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class GenerationSlots:
+    """At most `concurrent` generations run and `queue` more requests wait; the rest are
+    refused. A refusal comes before any work (retrieval included), so a client under load
+    gets a 429 with Retry-After at once rather than waiting out its deadline."""
 
     def __init__(self, concurrent: int, queue: int, retry_after_s: int) -> None:
         self._running = asyncio.Semaphore(concurrent)
         self._limit = concurrent + queue
-        self._admitted = 0  # running + waiting; only touched on the event loop
+        self.admitted = 0  # requests holding an Admission; only touched on the event loop
         self.retry_after_s = retry_after_s
 
-    def check(self) -> None:
-        """Raise Overloaded when a new request would be refused now."""
-        if self._admitted >= self._limit:
+    def admit(self) -> Admission:
+        """A place for a new request, or Overloaded when there is none."""
+        if self.admitted >= self._limit:
             raise Overloaded(self.retry_after_s)
+        self.admitted += 1
+        return Admission(self)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold a generation slot for the block, waiting in the queue if need be."""
-        self.check()
-        self._admitted += 1
+    async def generating(self) -> AsyncIterator[None]:
+        """Hold one of the `concurrent` generation slots, waiting for one if need be."""
+        async with self._running:
+            yield
+
+
+class AdmittedStream(StreamingResponse):
+    """A streamed response that releases its request's admission when it ends, however
+    it ends (even when the client left before the body began)."""
+
+    def __init__(self, content: AsyncIterator[str], admission: Admission) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self._admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            async with self._running:
-                yield
+            await super().__call__(scope, receive, send)
         finally:
-            self._admitted -= 1
+            self._admission.release()
 
 
 def install(app: FastAPI, concurrent: int, queue: int, retry_after_s: int) -> None:

@@ -93,8 +93,6 @@ def stream_error(exc: BaseException) -> dict[str, object]:
     if isinstance(exc, grpc.aio.AioRpcError):
         status, code, message = grpc_error_parts(exc)
         return {"error": code, "detail": message, "status": status}
-    if isinstance(exc, Overloaded):
-        return {"error": "overloaded", "detail": str(exc), "status": 429}
     logger.exception("stream failed", exc_info=exc)
     return {"error": "internal", "detail": "the answer stream failed", "status": 500}
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2
 
@@ -172,22 +171,23 @@ def _citations(chunks: Sequence[common_pb2.Chunk]) -> list[Citation]:
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request
-) -> ChatCompletion | StreamingResponse:
+) -> ChatCompletion | capacity.AdmittedStream:
     """Answer the last user message from the indexed documents, in OpenAI's format.
 
     `citations` (top level, and on the final stream chunk) is what `[n]` in the text
     points at, n from 1.
     """
     chat = _Chat(body, request)
-    await chat.prepare()
     slots = capacity.slots(request)
-    if body.stream:
-        slots.check()  # refuse before the 200 when full
-        return StreamingResponse(_stream(chat, slots), media_type="text/event-stream")
-    async with slots.slot():
-        answer = await generate(
-            chat.clients, chat.settings, chat.question, chat.chunks, chat.history, chat.max_tokens
-        )
+    with slots.admit() as admission:  # a full gateway refuses before any work
+        await chat.prepare()
+        if body.stream:  # the response releases the admission when it ends
+            return capacity.AdmittedStream(_stream(chat, slots), admission.hand_over())
+        async with slots.generating():
+            answer = await generate(
+                chat.clients, chat.settings, chat.question, chat.chunks, chat.history,
+                chat.max_tokens,
+            )
     await chat.finish(answer.answer)
     return ChatCompletion(
         id=chat.id,
@@ -205,7 +205,7 @@ async def _stream(chat: _Chat, slots: capacity.GenerationSlots) -> AsyncIterator
     # it as APIError); the stream never just closes.
     include_usage = bool(chat.body.stream_options and chat.body.stream_options.include_usage)
     try:
-        async with slots.slot():
+        async with slots.generating():
             yield chat.chunk({"role": "assistant", "content": ""})
             parts = generate_stream(
                 chat.clients, chat.settings, chat.question, chat.chunks, chat.history,

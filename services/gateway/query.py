@@ -78,9 +78,11 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     """Answer a question from the indexed documents, with citations."""
     clients: ServiceClients = request.app.state.clients
     settings: GatewaySettings = request.app.state.settings
-    session_id, history, chunks = await prepare_context(body, clients, settings)
-    async with capacity.slots(request).slot():
-        answer = await generate(clients, settings, body.question, chunks, history)
+    slots = capacity.slots(request)
+    with slots.admit():  # a full gateway refuses before any work
+        session_id, history, chunks = await prepare_context(body, clients, settings)
+        async with slots.generating():
+            answer = await generate(clients, settings, body.question, chunks, history)
     await remember(clients, settings, session_id, body.question, answer.answer)
     return QueryResponse(
         answer=answer.answer,
@@ -138,15 +140,16 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
     """Like /query, streamed as server-sent events: `delta` events, then one `done`."""
     clients: ServiceClients = request.app.state.clients
     settings: GatewaySettings = request.app.state.settings
-    session_id, history, chunks = await prepare_context(body, clients, settings)
     slots = capacity.slots(request)
-    slots.check()  # refuse before the 200 when full
+    with slots.admit() as admission:  # a full gateway refuses before any work
+        session_id, history, chunks = await prepare_context(body, clients, settings)
+        admission = admission.hand_over()  # released by the response when it ends
 
     async def events() -> AsyncIterator[str]:
         # Once the 200 is sent, a failure is reported as an `error` event in the usual
         # JSON error shape; the stream never just closes.
         try:
-            async with slots.slot():
+            async with slots.generating():
                 async for part in generate_stream(
                     clients, settings, body.question, chunks, history
                 ):
@@ -164,4 +167,4 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
         except Exception as exc:  # noqa: BLE001 - reported to the client below
             yield _sse("error", stream_error(exc))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return capacity.AdmittedStream(events(), admission)

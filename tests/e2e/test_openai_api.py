@@ -229,8 +229,9 @@ def test_beyond_capacity_requests_get_429_with_retry_after_at_once(
     served = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 429]
     assert len(served) == 3 and len(refused) == 3  # 2 running + 1 queued
+    first_answer = min(elapsed for _, elapsed, _ in served)
     for _, elapsed, resp in refused:
-        assert elapsed < 2.0  # refused at once, not after waiting
+        assert elapsed < first_answer  # refused at once, not after waiting for a slot
         assert resp.headers["Retry-After"] == str(RETRY_AFTER_S)
         assert resp.json()["error"]["type"] == "rate_limit_error"
     # /query shares the capacity and answers in the REST error shape.
