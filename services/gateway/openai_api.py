@@ -257,3 +257,11 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
         model=EMBEDDING_MODEL,
         usage=EmbeddingUsage(prompt_tokens=found.total_tokens, total_tokens=found.total_tokens),
     )
+
+
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def unknown_endpoint(path: str) -> None:
+    """Anything else under /v1 (e.g. the legacy /v1/completions): 404 in OpenAI's shape."""
+    raise OpenAIError(404, f"Unknown endpoint /v1/{path}", "unknown_url")

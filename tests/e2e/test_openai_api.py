@@ -88,6 +88,8 @@ def test_models_lists_the_pipelines_and_unknown_models_are_404(
     assert resp.json() == {"error": {
         "message": "The model 'gpt-4' does not exist; see GET /v1/models",
         "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}
+    legacy = stack.http.post("/v1/completions", json={"model": "ragchat", "prompt": "Hi"})
+    assert legacy.status_code == 404 and legacy.json()["error"]["code"] == "unknown_url"
 
 
 def test_completion_answers_with_citations_its_markers_index(
@@ -263,6 +265,7 @@ def test_upstream_llm_errors_reach_clients_with_their_meaning(
         assert resp.headers["Retry-After"] == "7"
     v1 = stack.http.post("/v1/chat/completions", json={"model": "ragchat", "messages": ASK})
     assert v1.status_code == status and v1.json()["error"]["code"] == code
+    assert v1.headers.get("Retry-After") == ("7" if status == 429 else None)
     with stack.http.stream("POST", "/v1/chat/completions",
                            json={"model": "ragchat", "messages": ASK, "stream": True}) as s:
         last = [line for line in s.iter_lines() if line][-1]
