@@ -124,3 +124,29 @@ def error_info(
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
     return info, bad
+
+
+class RateLimited(RagchatError):
+    """Too many requests for now (e.g. the upstream LLM's rate limit): retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        metadata = {} if retry_after_s is None else {"retry_after_s": f"{retry_after_s:g}"}
+        super().__init__(message, metadata=metadata)
+        self.retry_after_s = retry_after_s
+
+
+class PromptTooLong(RagchatError):
+    """The prompt does not fit the LLM's context window."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "PROMPT_TOO_LONG"
+
+
+class LLMMisconfigured(RagchatError):
+    """The LLM provider refuses the configured key, model or request: retrying won't help."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "LLM_MISCONFIGURED"

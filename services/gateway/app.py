@@ -12,10 +12,15 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import documents, health, query, search, sessions
+from services.gateway import capacity, documents, health, openai_api, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import error_response, grpc_error_handler, validation_error_handler
+from services.gateway.errors import (
+    error_response,
+    grpc_error_handler,
+    overloaded_handler,
+    validation_error_handler,
+)
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
 _MULTIPART_SLACK = 64 * 1024
@@ -60,8 +65,16 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(search.router)
     app.include_router(sessions.router)
     app.include_router(health.router)
+    app.include_router(openai_api.router)
+    capacity.install(
+        app,
+        settings.max_concurrent_generations,
+        settings.generation_queue,
+        settings.overload_retry_after_s,
+    )
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(capacity.Overloaded, overloaded_handler)
 
     @app.exception_handler(documents.UploadRejected)
     async def _rejected(request: Request, exc: documents.UploadRejected) -> JSONResponse:

@@ -26,6 +26,11 @@ class GatewaySettings(CommonSettings):
     upload_deadline_s: float = 60.0
     default_top_k: int = Field(default=5, ge=1, le=100)
     history_turns: int = Field(default=6, ge=0)
+    # Generation capacity: answers generated at once, requests waiting for one, and the
+    # Retry-After (s) sent with the 429 that refuses any beyond.
+    max_concurrent_generations: int = Field(default=4, ge=1)
+    generation_queue: int = Field(default=4, ge=0)
+    overload_retry_after_s: int = Field(default=5, ge=1)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import grpc
 from fastapi import Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.errors import error_info
 from services.common.grpc_server import NO_RETRY_KEY
+from services.gateway.capacity import Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +29,17 @@ _HTTP_STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str, reason: str = "") -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    reason: str = "",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The JSON error shape; `reason` defaults to the code in upper case."""
-    return JSONResponse(status_code=status, content=error_body(code, message, reason))
+    return JSONResponse(
+        status_code=status, content=error_body(code, message, reason), headers=headers
+    )
 
 
 def error_body(code: str, message: str, reason: str = "") -> dict[str, object]:
@@ -38,11 +48,43 @@ def error_body(code: str, message: str, reason: str = "") -> dict[str, object]:
 
 # The error code a client sees, where the status name is not the clearest word.
 _ERROR_CODES = {grpc.StatusCode.ALREADY_EXISTS: "conflict"}
+# Where a service names the reason, it decides the HTTP status (the code alone is
+# ambiguous: RESOURCE_EXHAUSTED is a rate limit here, a size limit elsewhere).
+_BY_REASON = {
+    "RATE_LIMITED": (429, "rate_limited"),
+    "PROMPT_TOO_LONG": (422, "prompt_too_long"),
+    "LLM_MISCONFIGURED": (502, "llm_misconfigured"),
+}
+DEFAULT_RETRY_AFTER_S = 5
+
+
+def _service_reason(exc: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """The ErrorInfo (reason, metadata) a ragchat service attached, or ("", {})."""
+    if not _answered_by_service(exc):
+        return "", {}
+    info, _ = error_info(exc.trailing_metadata())
+    return (info.reason, dict(info.metadata)) if info is not None else ("", {})
+
+
+def retry_after(exc: grpc.aio.AioRpcError) -> str | None:
+    """The Retry-After header (whole seconds) for a rate-limited call, else None."""
+    reason, metadata = _service_reason(exc)
+    if reason != "RATE_LIMITED":
+        return None
+    try:
+        seconds = float(metadata.get("retry_after_s") or DEFAULT_RETRY_AFTER_S)
+    except ValueError:
+        seconds = DEFAULT_RETRY_AFTER_S
+    return str(max(1, math.ceil(seconds)))
 
 
 def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     """(HTTP status, error code, message) for a failed gRPC call."""
     code = exc.code()
+    reason, _ = _service_reason(exc)
+    if reason in _BY_REASON:
+        status, error = _BY_REASON[reason]
+        return status, error, exc.details() or error
     status = _HTTP_STATUS.get(code, 502)
     message = exc.details() or code.name.lower()
     if code == grpc.StatusCode.UNAVAILABLE and exc.details() and _answered_by_service(exc):
@@ -80,7 +122,16 @@ async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     status, code, message = grpc_error_parts(exc)
     if status >= 500:
         logger.warning("%s %s: downstream %s", request.method, request.url.path, exc.code().name)
-    return error_response(status, code, message, grpc_error_reason(exc))
+    wait = retry_after(exc)
+    headers = {"Retry-After": wait} if wait else None
+    return error_response(status, code, message, grpc_error_reason(exc), headers)
+
+
+async def overloaded_handler(request: Request, exc: Exception) -> JSONResponse:
+    """429 at once, with Retry-After, when every generation slot and queue place is taken."""
+    assert isinstance(exc, Overloaded)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(429, "overloaded", str(exc), "OVERLOADED", headers)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

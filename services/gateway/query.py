@@ -12,6 +12,7 @@ from ragchat.common.v1 import common_pb2
 from ragchat.generation.v1 import generation_pb2
 from ragchat.memory.v1 import memory_pb2
 
+from services.gateway import capacity
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import stream_error
@@ -25,12 +26,21 @@ def _citations(chunks: list[common_pb2.Chunk]) -> list[Citation]:
     return [chunk_view(c, Citation) for c in chunks]
 
 
-async def _prepare(
-    body: QueryRequest, clients: ServiceClients, settings: GatewaySettings
+async def prepare_context(
+    body: QueryRequest,
+    clients: ServiceClients,
+    settings: GatewaySettings,
+    history: list[common_pb2.Turn] | None = None,
 ) -> tuple[str, list[common_pb2.Turn], list[common_pb2.Chunk]]:
-    """Resolve the session and its history, and retrieve context chunks."""
+    """Resolve the session and its history, and retrieve context chunks.
+
+    A caller that brings its own `history` (and no session_id) gets no stored session:
+    the returned session_id is then "".
+    """
     deadline = settings.deadline_s
-    if body.session_id:
+    if history is not None and not body.session_id:
+        session_id = ""
+    elif body.session_id:
         session = await clients.memory.GetSession(
             memory_pb2.GetSessionRequest(
                 session_id=body.session_id, max_turns=settings.history_turns
@@ -49,7 +59,7 @@ async def _prepare(
     return session_id, history, list(found.chunks)
 
 
-async def _remember(
+async def remember(
     clients: ServiceClients, settings: GatewaySettings, session_id: str, q: str, a: str
 ) -> None:
     await clients.memory.AppendTurns(
@@ -71,18 +81,57 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     """Answer a question from the indexed documents, with citations."""
     clients: ServiceClients = request.app.state.clients
     settings: GatewaySettings = request.app.state.settings
-    session_id, history, chunks = await _prepare(body, clients, settings)
-    answer = await clients.generation.Generate(
-        generation_pb2.GenerateRequest(question=body.question, context=chunks, history=history),
-        timeout=settings.generate_deadline_s,
-    )
-    await _remember(clients, settings, session_id, body.question, answer.answer)
+    slots = capacity.slots(request)
+    with slots.admit():  # a full gateway refuses before any work
+        session_id, history, chunks = await prepare_context(body, clients, settings)
+        async with slots.generating():
+            answer = await generate(clients, settings, body.question, chunks, history)
+    await remember(clients, settings, session_id, body.question, answer.answer)
     return QueryResponse(
         answer=answer.answer,
         session_id=session_id,
         citations=_citations(list(answer.citations)),
         refused=answer.refused,
     )
+
+
+async def generate(
+    clients: ServiceClients,
+    settings: GatewaySettings,
+    question: str,
+    chunks: list[common_pb2.Chunk],
+    history: list[common_pb2.Turn],
+    max_tokens: int = 0,
+) -> generation_pb2.GenerateResponse:
+    """The whole answer from the generation service (max_tokens 0: its default)."""
+    request = generation_pb2.GenerateRequest(
+        question=question, context=chunks, history=history, max_tokens=max_tokens
+    )
+    return await clients.generation.Generate(request, timeout=settings.generate_deadline_s)
+
+
+async def generate_stream(
+    clients: ServiceClients,
+    settings: GatewaySettings,
+    question: str,
+    chunks: list[common_pb2.Chunk],
+    history: list[common_pb2.Turn],
+    max_tokens: int = 0,
+) -> AsyncIterator[str | generation_pb2.GenerateStreamResponse]:
+    """Text deltas, then the final message; raises if the stream ends without one."""
+    call = clients.generation.GenerateStream(
+        generation_pb2.GenerateStreamRequest(
+            question=question, context=chunks, history=history, max_tokens=max_tokens
+        ),
+        timeout=settings.generate_deadline_s,
+    )
+    async for part in call:
+        if not part.done:
+            yield part.delta
+            continue
+        yield part
+        return
+    raise RuntimeError("the generation stream ended without a final message")
 
 
 def _sse(event: str, data: dict[str, object]) -> str:
@@ -94,33 +143,31 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
     """Like /query, streamed as server-sent events: `delta` events, then one `done`."""
     clients: ServiceClients = request.app.state.clients
     settings: GatewaySettings = request.app.state.settings
-    session_id, history, chunks = await _prepare(body, clients, settings)
-    call = clients.generation.GenerateStream(
-        generation_pb2.GenerateStreamRequest(
-            question=body.question, context=chunks, history=history
-        ),
-        timeout=settings.generate_deadline_s,
-    )
+    slots = capacity.slots(request)
+    with slots.admit() as admission:  # a full gateway refuses before any work
+        session_id, history, chunks = await prepare_context(body, clients, settings)
+        admission = admission.hand_over()  # released by the response when it ends
 
     async def events() -> AsyncIterator[str]:
         # Once the 200 is sent, a failure is reported as an `error` event in the usual
         # JSON error shape; the stream never just closes.
         try:
-            async for part in call:
-                if not part.done:
-                    yield _sse("delta", {"text": part.delta})
-                    continue
-                await _remember(clients, settings, session_id, body.question, part.answer)
-                done = QueryResponse(
-                    answer=part.answer,
-                    session_id=session_id,
-                    citations=_citations(list(part.citations)),
-                    refused=part.refused,
-                )
-                yield _sse("done", done.model_dump())
-                return
-            raise RuntimeError("the generation stream ended without a final message")
+            async with slots.generating():
+                async for part in generate_stream(
+                    clients, settings, body.question, chunks, history
+                ):
+                    if isinstance(part, str):
+                        yield _sse("delta", {"text": part})
+                        continue
+                    await remember(clients, settings, session_id, body.question, part.answer)
+                    done = QueryResponse(
+                        answer=part.answer,
+                        session_id=session_id,
+                        citations=_citations(list(part.citations)),
+                        refused=part.refused,
+                    )
+                    yield _sse("done", done.model_dump())
         except Exception as exc:  # noqa: BLE001 - reported to the client below
             yield _sse("error", stream_error(exc))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return capacity.AdmittedStream(events(), admission)

@@ -34,7 +34,7 @@ async def _serve(settings: RetrievalSettings) -> None:
     await serve_forever(
         settings,
         DEFAULT_PORT,
-        lambda server: servicer.register(server, retriever),
+        lambda server: servicer.register(server, retriever, embeddings),
         close,
         probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
     )

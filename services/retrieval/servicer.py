@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
-from services.common.errors import InvalidArgument
+from services.common.embeddings import EmbeddingProvider
+from services.common.errors import InvalidArgument, Unsupported
 from services.common.protomap import (
     RERANKER_TO_PB,
     SEARCH_MODE_FROM_PB,
@@ -19,11 +21,13 @@ from services.retrieval.search import Retriever
 
 # The unspecified mode leaves the choice to the retriever's policy.
 _MODE_FROM_PB = {retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "", **SEARCH_MODE_FROM_PB}
+MAX_EMBED_TEXTS = 256
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, retriever: Retriever) -> None:
+    def __init__(self, retriever: Retriever, embeddings: EmbeddingProvider | None) -> None:
         self._retriever = retriever
+        self._embeddings = embeddings
 
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
@@ -46,9 +50,37 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             reranker=RERANKER_TO_PB[result.reranker],
         )
 
+    async def Embed(
+        self, request: retrieval_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.EmbedResponse:
+        if self._embeddings is None:
+            raise Unsupported("this retrieval service was started without an embedding model")
+        texts = list(request.texts)
+        if not 1 <= len(texts) <= MAX_EMBED_TEXTS:
+            raise InvalidArgument(f"texts must hold 1 to {MAX_EMBED_TEXTS} items, got {len(texts)}")
+        if any(not text.strip() for text in texts):
+            raise InvalidArgument("texts must not be empty")
+        embeddings = self._embeddings
+        vectors, tokens = await asyncio.to_thread(_embed, embeddings, texts)
+        return retrieval_pb2.EmbedResponse(
+            embeddings=[retrieval_pb2.Embedding(values=v.tolist()) for v in vectors],
+            model=embeddings.model_name,
+            dimensions=embeddings.dimension,
+            total_tokens=tokens,
+        )
 
-def register(server: grpc.aio.Server, retriever: Retriever) -> list[str]:
+
+def _embed(embeddings: EmbeddingProvider, texts: list[str]) -> tuple[Any, int]:
+    # The same call the indexer makes, so the vectors equal the stored ones.
+    vectors = embeddings.embed_documents(texts)
+    return vectors, sum(embeddings.count_tokens(t) for t in texts)
+
+
+def register(
+    server: grpc.aio.Server, retriever: Retriever, embeddings: EmbeddingProvider | None = None
+) -> list[str]:
+    """Serve Search (and Embed, when given the embedding model) on `server`."""
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(
-        RetrievalServicer(retriever), server
+        RetrievalServicer(retriever, embeddings), server
     )
     return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]

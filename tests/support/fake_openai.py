@@ -30,6 +30,17 @@ class ChatRequest:
 Reply = Callable[[ChatRequest], str]
 
 
+@dataclass(frozen=True)
+class Failure:
+    """An error the server answers every chat request with, as OpenAI would."""
+
+    status: int
+    message: str
+    code: str | None = None
+    kind: str = "invalid_request_error"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 class FakeOpenAI:
     """Start with FakeOpenAI(api_key=..., reply=...); use as a context manager or close()."""
 
@@ -40,6 +51,8 @@ class FakeOpenAI:
         self.apply_stop = apply_stop  # False: behave like servers that ignore `stop`
         self.reply: Reply = reply or (lambda request: "Hello from the fake model.")
         self.requests: list[ChatRequest] = []
+        self.failure: Failure | None = None  # set to make every request fail
+        self.chunk_delay_s = 0.0  # pause between streamed chunks
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -84,15 +97,24 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return
             request = _parse(body)
             fake.requests.append(request)
+            if fake.failure is not None:
+                failure = fake.failure
+                error = _error(failure.message, failure.kind, failure.code)
+                self._json(failure.status, error, failure.headers)
+                return
             text, finish = _apply_limits(request, fake.reply(request), fake.apply_stop)
             if request.stream:
                 self._sse(request, text, finish)
             else:
                 self._json(200, _completion(request, text, finish))
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
+        def _json(
+            self, status: int, payload: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -105,6 +127,7 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             for chunk in _stream_chunks(request, text, finish):
+                time.sleep(fake.chunk_delay_s)
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
             self.wfile.write(b"data: [DONE]\n\n")

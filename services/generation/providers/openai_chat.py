@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 
+import httpx2
 import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -12,7 +13,13 @@ from langchain_openai import ChatOpenAI
 from opentelemetry.trace import Span
 from pydantic import SecretStr
 
-from services.common.errors import RagchatError, TooLarge, Unavailable
+from services.common.errors import (
+    LLMMisconfigured,
+    PromptTooLong,
+    RagchatError,
+    RateLimited,
+    Unavailable,
+)
 from services.generation.providers.base import (
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -55,6 +62,7 @@ class OpenAIChatProvider(LLMProvider):
             timeout=timeout_s,
             max_retries=max_retries,
             use_responses_api=False,  # OpenAI-compatible servers speak Chat Completions
+            http_client=httpx2.Client(event_hooks={"response": [_pass_rate_limits_on]}),
         )
 
     @property
@@ -118,23 +126,53 @@ def _record_usage(span: Span, message: AIMessage | BaseMessage) -> None:
         span.set_attribute(GEN_AI_USAGE_OUTPUT_TOKENS, usage.get("output_tokens", 0))
 
 
+def _pass_rate_limits_on(response: httpx2.Response) -> None:
+    """An upstream 429 goes back to our caller at once (with its Retry-After) instead of
+    being retried here while the request holds a generation slot; 5xx are still retried."""
+    if response.status_code == 429:
+        response.headers["x-should-retry"] = "false"
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+    except ValueError:  # an HTTP date: the caller's default applies
+        pass
+    return None
+
+
+def _context_overflow(exc: openai.APIError) -> bool:
+    # langchain-openai only recognises some wordings; OpenAI's code is the reliable sign.
+    return exc.code == "context_length_exceeded" or "maximum context length" in exc.message
+
+
 def _mapped(exc: openai.APIError) -> RagchatError:
     """A domain error whose message is safe to show: the client's own message may
     echo part of the API key, so it is neither kept nor logged."""
     status = getattr(exc, "status_code", None)
     logger.warning("LLM request failed: %s (HTTP status %s)", type(exc).__name__, status)
+    if isinstance(exc, ContextOverflowError) or _context_overflow(exc):
+        return PromptTooLong("The prompt is too long for the LLM's context window.")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return Unavailable(f"The LLM provider rejected the configured API key (HTTP {status}).")
+        return LLMMisconfigured(
+            f"The LLM provider rejected the configured API key (HTTP {status})."
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return LLMMisconfigured("The LLM provider does not serve the configured model.")
     if isinstance(exc, openai.RateLimitError):
-        return Unavailable("The LLM provider is rate limiting requests; try again later.")
+        return RateLimited(
+            "The LLM provider is rate limiting requests; try again later.", _retry_after(exc)
+        )
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return LLMMisconfigured(f"The LLM provider refused the request (HTTP {status}).")
     if isinstance(exc, openai.APITimeoutError):
         return Unavailable("The LLM provider did not answer in time.")
     if isinstance(exc, openai.APIConnectionError):
         return Unavailable("Cannot connect to the LLM provider.")
-    if isinstance(exc, ContextOverflowError):
-        return TooLarge("The prompt is too long for the LLM's context window.")
-    if isinstance(exc, openai.NotFoundError):
-        return Unavailable("The LLM provider does not serve the configured model.")
     if isinstance(exc, openai.InternalServerError):
         return Unavailable(f"The LLM provider failed (HTTP {status}).")
     return RagchatError(f"The LLM provider refused the request (HTTP {status}).")

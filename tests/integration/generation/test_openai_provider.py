@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -11,12 +12,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from services.common.errors import Unavailable
+from services.common.errors import LLMMisconfigured, PromptTooLong, RateLimited, Unavailable
 from services.common.types import ScoredChunk
 from services.generation.answering import Answerer
 from services.generation.providers.base import Prompt
 from services.generation.providers.openai_chat import OpenAIChatProvider
-from tests.support.fake_openai import ChatRequest, FakeOpenAI
+from tests.support.fake_openai import ChatRequest, Failure, FakeOpenAI
 
 KEY = "sk-test-0123456789abcdef"
 PROMPT = Prompt(
@@ -76,11 +77,11 @@ def test_stop_strings_hold_even_when_the_server_ignores_them(apply_stop: bool) -
         assert "".join(provider.stream(PROMPT, 50)) == "Paris."
 
 
-def test_wrong_key_is_unavailable_without_leaking_the_key(server: FakeOpenAI) -> None:
+def test_wrong_key_is_a_configuration_error_without_leaking_the_key(server: FakeOpenAI) -> None:
     wrong = "sk-wrong-secret-key-9876"
     provider = provider_for(server, key=wrong)
     for call in (lambda: provider.complete(PROMPT, 10), lambda: list(provider.stream(PROMPT, 10))):
-        with pytest.raises(Unavailable) as caught:
+        with pytest.raises(LLMMisconfigured) as caught:
             call()
         message = str(caught.value)
         assert "API key" in message
@@ -114,7 +115,7 @@ def test_generation_span_follows_genai_conventions(
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(trace, "get_tracer", tracer_provider.get_tracer)
     provider_for(server).complete(PROMPT, 50)
-    with pytest.raises(Unavailable):
+    with pytest.raises(LLMMisconfigured):
         provider_for(server, key="wrong").complete(PROMPT, 50)
     ok, failed = exporter.get_finished_spans()
     assert ok.name == "chat test-model"
@@ -127,5 +128,41 @@ def test_generation_span_follows_genai_conventions(
         "gen_ai.usage.output_tokens": 5,
     }
     assert failed.status.status_code == StatusCode.ERROR
-    assert (failed.attributes or {})["error.type"] == "Unavailable"
+    assert (failed.attributes or {})["error.type"] == "LLMMisconfigured"
     assert not failed.events  # no exception event: its text could carry key fragments
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "status"),
+    [
+        (Failure(403, "Project lacks access", kind="permission_error"), LLMMisconfigured,
+         grpc.StatusCode.FAILED_PRECONDITION),
+        (Failure(404, "The model does not exist", code="model_not_found"), LLMMisconfigured,
+         grpc.StatusCode.FAILED_PRECONDITION),
+        (Failure(400, "Unsupported parameter: 'stop'"), LLMMisconfigured,
+         grpc.StatusCode.FAILED_PRECONDITION),
+        (Failure(400, "This model's maximum context length is 8192 tokens",
+                 code="context_length_exceeded"), PromptTooLong, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_upstream_refusals_are_not_retried_nor_unavailable(
+    server: FakeOpenAI, failure: Failure, error: type[Exception], status: grpc.StatusCode
+) -> None:
+    server.failure = failure
+    provider = provider_for(server)
+    for call in (lambda: provider.complete(PROMPT, 10), lambda: list(provider.stream(PROMPT, 10))):
+        with pytest.raises(error) as caught:
+            call()
+        assert caught.value.code == status  # type: ignore[attr-defined]
+    assert len(server.requests) == 2  # one attempt each: nothing was retried
+
+
+def test_upstream_rate_limit_is_passed_on_at_once_with_its_retry_after(server: FakeOpenAI) -> None:
+    server.failure = Failure(429, "Rate limit reached", code="rate_limit_exceeded",
+                             kind="requests", headers=(("Retry-After", "7"),))
+    with pytest.raises(RateLimited) as caught:
+        provider_for(server).complete(PROMPT, 10)
+    assert caught.value.retry_after_s == 7
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.metadata == {"retry_after_s": "7"}
+    assert len(server.requests) == 1  # not retried while holding a generation slot

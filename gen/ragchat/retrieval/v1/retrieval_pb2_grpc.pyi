@@ -44,6 +44,8 @@ class RetrievalServiceStub:
     Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
     INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
     """
+    Embed: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.EmbedRequest, _retrieval_pb2.EmbedResponse]
+    """Embeds texts with the model the index was built with (normalised vectors)."""
 
 @_typing.type_check_only
 class RetrievalServiceAsyncStub(RetrievalServiceStub):
@@ -61,6 +63,8 @@ class RetrievalServiceAsyncStub(RetrievalServiceStub):
     Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
     INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
     """
+    Embed: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.EmbedRequest, _retrieval_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Embeds texts with the model the index was built with (normalised vectors)."""
 
 class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Finds the chunks most relevant to a query.
@@ -81,5 +85,13 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (query, top_k, min_score, mode, rerank: reason
         INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
         """
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _retrieval_pb2.EmbedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.EmbedResponse, _abc.Awaitable[_retrieval_pb2.EmbedResponse]]:
+        """Embeds texts with the model the index was built with (normalised vectors)."""
 
 def add_RetrievalServiceServicer_to_server(servicer: RetrievalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

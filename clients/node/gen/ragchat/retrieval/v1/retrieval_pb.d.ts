@@ -103,6 +103,87 @@ export declare type SearchResponse = Message<"ragchat.retrieval.v1.SearchRespons
 export declare const SearchResponseSchema: GenMessage<SearchResponse>;
 
 /**
+ * Texts to embed with the retrieval model.
+ *
+ * @generated from message ragchat.retrieval.v1.EmbedRequest
+ */
+export declare type EmbedRequest = Message<"ragchat.retrieval.v1.EmbedRequest"> & {
+  /**
+   * One to 256 non-empty texts; each is truncated to the model's input limit.
+   *
+   * @generated from field: repeated string texts = 1;
+   */
+  texts: string[];
+};
+
+/**
+ * Describes the message ragchat.retrieval.v1.EmbedRequest.
+ * Use `create(EmbedRequestSchema)` to create a new message.
+ */
+export declare const EmbedRequestSchema: GenMessage<EmbedRequest>;
+
+/**
+ * One embedding vector.
+ *
+ * @generated from message ragchat.retrieval.v1.Embedding
+ */
+export declare type Embedding = Message<"ragchat.retrieval.v1.Embedding"> & {
+  /**
+   * The unit-length vector, `dimensions` long.
+   *
+   * @generated from field: repeated float values = 1;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message ragchat.retrieval.v1.Embedding.
+ * Use `create(EmbeddingSchema)` to create a new message.
+ */
+export declare const EmbeddingSchema: GenMessage<Embedding>;
+
+/**
+ * The embeddings of an EmbedRequest's texts, in the same order.
+ *
+ * @generated from message ragchat.retrieval.v1.EmbedResponse
+ */
+export declare type EmbedResponse = Message<"ragchat.retrieval.v1.EmbedResponse"> & {
+  /**
+   * One per text, in request order.
+   *
+   * @generated from field: repeated ragchat.retrieval.v1.Embedding embeddings = 1;
+   */
+  embeddings: Embedding[];
+
+  /**
+   * The embedding model's name.
+   *
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * The length of every vector.
+   *
+   * @generated from field: int32 dimensions = 3;
+   */
+  dimensions: number;
+
+  /**
+   * Tokens read from all texts together (special tokens excluded).
+   *
+   * @generated from field: int32 total_tokens = 4;
+   */
+  totalTokens: number;
+};
+
+/**
+ * Describes the message ragchat.retrieval.v1.EmbedResponse.
+ * Use `create(EmbedResponseSchema)` to create a new message.
+ */
+export declare const EmbedResponseSchema: GenMessage<EmbedResponse>;
+
+/**
  * The reranker that ordered a search's chunks.
  *
  * @generated from enum ragchat.retrieval.v1.Reranker
@@ -204,6 +285,16 @@ export declare const RetrievalService: GenService<{
     methodKind: "unary";
     input: typeof SearchRequestSchema;
     output: typeof SearchResponseSchema;
+  },
+  /**
+   * Embeds texts with the model the index was built with (normalised vectors).
+   *
+   * @generated from rpc ragchat.retrieval.v1.RetrievalService.Embed
+   */
+  embed: {
+    methodKind: "unary";
+    input: typeof EmbedRequestSchema;
+    output: typeof EmbedResponseSchema;
   },
 }>;
 
