@@ -54,12 +54,17 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.EmbedRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.EmbedResponse:
         if self._embeddings is None:
-            raise Unsupported("this retrieval service was started without an embedding model")
+            raise Unsupported(
+                "this retrieval service was started without an embedding model",
+                reason="EMBEDDING_MODEL_MISSING",
+            )
         texts = list(request.texts)
         if not 1 <= len(texts) <= MAX_EMBED_TEXTS:
-            raise InvalidArgument(f"texts must hold 1 to {MAX_EMBED_TEXTS} items, got {len(texts)}")
+            raise InvalidArgument(
+                f"texts must hold 1 to {MAX_EMBED_TEXTS} items, got {len(texts)}", field="texts"
+            )
         if any(not text.strip() for text in texts):
-            raise InvalidArgument("texts must not be empty")
+            raise InvalidArgument("texts must not be empty", field="texts")
         embeddings = self._embeddings
         vectors, tokens = await asyncio.to_thread(_embed, embeddings, texts)
         return retrieval_pb2.EmbedResponse(

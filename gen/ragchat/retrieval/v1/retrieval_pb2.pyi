@@ -172,7 +172,7 @@ class EmbedRequest(_message.Message):
     TEXTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One to 256 non-empty texts; each is truncated to the model's input limit."""
+        """Required. One to 256 non-empty texts; each is truncated to the model's input limit."""
 
     def __init__(
         self,
@@ -196,7 +196,7 @@ class Embedding(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
-        """The unit-length vector, `dimensions` long."""
+        """Output only. The unit-length vector, `dimensions` long."""
 
     def __init__(
         self,
@@ -222,14 +222,14 @@ class EmbedResponse(_message.Message):
     DIMENSIONS_FIELD_NUMBER: _builtins.int
     TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
-    """The embedding model's name."""
+    """Output only. The embedding model's name."""
     dimensions: _builtins.int
-    """The length of every vector."""
+    """Output only. The length of every vector."""
     total_tokens: _builtins.int
-    """Tokens read from all texts together (special tokens excluded)."""
+    """Output only. Tokens read from all texts together (special tokens excluded)."""
     @_builtins.property
     def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]:
-        """One per text, in request order."""
+        """Output only. One per text, in request order."""
 
     def __init__(
         self,

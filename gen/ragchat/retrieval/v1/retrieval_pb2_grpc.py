@@ -72,6 +72,8 @@ class RetrievalServiceServicer:
 
     def Embed(self, request, context):
         """Embeds texts with the model the index was built with (normalised vectors).
+        Errors: INVALID_ARGUMENT (texts: none, more than 256, or an empty one; reason
+        EMBEDDING_MODEL_MISSING when this instance serves no embedding model).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

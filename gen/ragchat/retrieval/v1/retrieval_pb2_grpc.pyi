@@ -45,7 +45,10 @@ class RetrievalServiceStub:
     INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
     """
     Embed: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.EmbedRequest, _retrieval_pb2.EmbedResponse]
-    """Embeds texts with the model the index was built with (normalised vectors)."""
+    """Embeds texts with the model the index was built with (normalised vectors).
+    Errors: INVALID_ARGUMENT (texts: none, more than 256, or an empty one; reason
+    EMBEDDING_MODEL_MISSING when this instance serves no embedding model).
+    """
 
 @_typing.type_check_only
 class RetrievalServiceAsyncStub(RetrievalServiceStub):
@@ -64,7 +67,10 @@ class RetrievalServiceAsyncStub(RetrievalServiceStub):
     INVALID_ARGUMENT), UNAVAILABLE (DEPENDENCY_UNAVAILABLE: the database is down).
     """
     Embed: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.EmbedRequest, _retrieval_pb2.EmbedResponse]  # type: ignore[assignment]
-    """Embeds texts with the model the index was built with (normalised vectors)."""
+    """Embeds texts with the model the index was built with (normalised vectors).
+    Errors: INVALID_ARGUMENT (texts: none, more than 256, or an empty one; reason
+    EMBEDDING_MODEL_MISSING when this instance serves no embedding model).
+    """
 
 class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Finds the chunks most relevant to a query.
@@ -92,6 +98,9 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _retrieval_pb2.EmbedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_retrieval_pb2.EmbedResponse, _abc.Awaitable[_retrieval_pb2.EmbedResponse]]:
-        """Embeds texts with the model the index was built with (normalised vectors)."""
+        """Embeds texts with the model the index was built with (normalised vectors).
+        Errors: INVALID_ARGUMENT (texts: none, more than 256, or an empty one; reason
+        EMBEDDING_MODEL_MISSING when this instance serves no embedding model).
+        """
 
 def add_RetrievalServiceServicer_to_server(servicer: RetrievalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -109,7 +109,7 @@ export declare const SearchResponseSchema: GenMessage<SearchResponse>;
  */
 export declare type EmbedRequest = Message<"ragchat.retrieval.v1.EmbedRequest"> & {
   /**
-   * One to 256 non-empty texts; each is truncated to the model's input limit.
+   * Required. One to 256 non-empty texts; each is truncated to the model's input limit.
    *
    * @generated from field: repeated string texts = 1;
    */
@@ -129,7 +129,7 @@ export declare const EmbedRequestSchema: GenMessage<EmbedRequest>;
  */
 export declare type Embedding = Message<"ragchat.retrieval.v1.Embedding"> & {
   /**
-   * The unit-length vector, `dimensions` long.
+   * Output only. The unit-length vector, `dimensions` long.
    *
    * @generated from field: repeated float values = 1;
    */
@@ -149,28 +149,28 @@ export declare const EmbeddingSchema: GenMessage<Embedding>;
  */
 export declare type EmbedResponse = Message<"ragchat.retrieval.v1.EmbedResponse"> & {
   /**
-   * One per text, in request order.
+   * Output only. One per text, in request order.
    *
    * @generated from field: repeated ragchat.retrieval.v1.Embedding embeddings = 1;
    */
   embeddings: Embedding[];
 
   /**
-   * The embedding model's name.
+   * Output only. The embedding model's name.
    *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
-   * The length of every vector.
+   * Output only. The length of every vector.
    *
    * @generated from field: int32 dimensions = 3;
    */
   dimensions: number;
 
   /**
-   * Tokens read from all texts together (special tokens excluded).
+   * Output only. Tokens read from all texts together (special tokens excluded).
    *
    * @generated from field: int32 total_tokens = 4;
    */
@@ -288,6 +288,8 @@ export declare const RetrievalService: GenService<{
   },
   /**
    * Embeds texts with the model the index was built with (normalised vectors).
+   * Errors: INVALID_ARGUMENT (texts: none, more than 256, or an empty one; reason
+   * EMBEDDING_MODEL_MISSING when this instance serves no embedding model).
    *
    * @generated from rpc ragchat.retrieval.v1.RetrievalService.Embed
    */
