@@ -42,10 +42,24 @@ async def _prepare(
             memory_pb2.CreateSessionRequest(), timeout=deadline
         )
         session_id, history = created.session_id, []
-    found = await clients.retrieval.Search(
-        search_request(body.question, body, settings), timeout=deadline
-    )
+    query = await standalone_query(clients, settings, body.question, history)
+    found = await clients.retrieval.Search(search_request(query, body, settings), timeout=deadline)
     return session_id, history, list(found.chunks)
+
+
+async def standalone_query(
+    clients: ServiceClients, settings: GatewaySettings, question: str,
+    history: list[common_pb2.Turn],
+) -> str:
+    """The retrieval query for a question: a follow-up is rewritten from the history
+    (generation's RewriteQuery); a first question is searched as asked."""
+    if not history:
+        return question
+    rewritten = await clients.generation.RewriteQuery(
+        generation_pb2.RewriteQueryRequest(question=question, history=history),
+        timeout=settings.deadline_s,
+    )
+    return rewritten.query or question
 
 
 async def _remember(
@@ -82,6 +96,20 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     )
 
 
+def done_event(session_id: str, final: generation_pb2.FinalAnswer) -> dict[str, object]:
+    """The `done` event: the /query body plus `renumbered`, which maps each [n] as
+    streamed in the deltas to its number in `answer` and `citations` (a number not in
+    it pointed nowhere and is gone); see services.generation.citations.renumber."""
+    done = QueryResponse(
+        answer=final.answer,
+        session_id=session_id,
+        citations=_citations(list(final.citations)),
+        refused=final.refused,
+    )
+    renumbered = {str(k): v for k, v in sorted(final.renumbered.items())}
+    return {**done.model_dump(), "renumbered": renumbered}
+
+
 def _sse(event: str, data: dict[str, object]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
@@ -93,9 +121,7 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
     settings: GatewaySettings = request.app.state.settings
     session_id, history, chunks = await _prepare(body, clients, settings)
     call = clients.generation.GenerateStream(
-        generation_pb2.GenerateStreamRequest(
-            question=body.question, context=chunks, history=history
-        ),
+        generation_pb2.GenerateRequest(question=body.question, context=chunks, history=history),
         timeout=settings.generate_deadline_s,
     )
 
@@ -104,17 +130,12 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
         # JSON error shape; the stream never just closes.
         try:
             async for part in call:
-                if not part.done:
-                    yield _sse("delta", {"text": part.delta})
+                if part.WhichOneof("event") == "delta":
+                    yield _sse("delta", {"text": part.delta.text})
                     continue
-                await _remember(clients, settings, session_id, body.question, part.answer)
-                done = QueryResponse(
-                    answer=part.answer,
-                    session_id=session_id,
-                    citations=_citations(list(part.citations)),
-                    refused=part.refused,
-                )
-                yield _sse("done", done.model_dump())
+                final = part.final
+                await _remember(clients, settings, session_id, body.question, final.answer)
+                yield _sse("done", done_event(session_id, final))
                 return
             raise RuntimeError("the generation stream ended without a final message")
         except Exception as exc:  # noqa: BLE001 - reported to the client below

@@ -25,21 +25,31 @@ _sym_db = _symbol_database.Default()
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\x8c\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12)\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"o\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\"\x92\x01\n\x15GenerateStreamRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12)\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"\x92\x01\n\x16GenerateStreamResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12+\n\tcitations\x18\x03 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x04 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t2\xe1\x01\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12o\n\x0eGenerateStream\x12,.ragchat.generation.v1.GenerateStreamRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\x8c\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12)\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12(\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"o\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\"\x85\x01\n\x16GenerateStreamResponse\x12-\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1c.ragchat.generation.v1.DeltaH\x00\x12\x33\n\x05\x66inal\x18\x02 \x01(\x0b\x32\".ragchat.generation.v1.FinalAnswerH\x00\x42\x07\n\x05\x65vent\"\x15\n\x05\x44\x65lta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xe5\x01\n\x0b\x46inalAnswer\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.Chunk\x12\x0f\n\x07refused\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\x12\x46\n\nrenumbered\x18\x05 \x03(\x0b\x32\x32.ragchat.generation.v1.FinalAnswer.RenumberedEntry\x1a\x31\n\x0fRenumberedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"Q\n\x13RewriteQueryRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.Turn\"H\n\x14RewriteQueryResponse\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\trewritten\x18\x02 \x01(\x08\x12\x0e\n\x06method\x18\x03 \x01(\t2\xc4\x02\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12i\n\x0eGenerateStream\x12&.ragchat.generation.v1.GenerateRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x12g\n\x0cRewriteQuery\x12*.ragchat.generation.v1.RewriteQueryRequest\x1a+.ragchat.generation.v1.RewriteQueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.generation.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._loaded_options = None
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=98
   _globals['_GENERATEREQUEST']._serialized_end=238
   _globals['_GENERATERESPONSE']._serialized_start=240
   _globals['_GENERATERESPONSE']._serialized_end=351
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=354
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=500
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=503
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=649
-  _globals['_GENERATIONSERVICE']._serialized_start=652
-  _globals['_GENERATIONSERVICE']._serialized_end=877
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=354
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=487
+  _globals['_DELTA']._serialized_start=489
+  _globals['_DELTA']._serialized_end=510
+  _globals['_FINALANSWER']._serialized_start=513
+  _globals['_FINALANSWER']._serialized_end=742
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_start=693
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_end=742
+  _globals['_REWRITEQUERYREQUEST']._serialized_start=744
+  _globals['_REWRITEQUERYREQUEST']._serialized_end=825
+  _globals['_REWRITEQUERYRESPONSE']._serialized_start=827
+  _globals['_REWRITEQUERYRESPONSE']._serialized_end=899
+  _globals['_GENERATIONSERVICE']._serialized_start=902
+  _globals['_GENERATIONSERVICE']._serialized_end=1226
 # @@protoc_insertion_point(module_scope)
