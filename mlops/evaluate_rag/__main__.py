@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rrf-k", type=float, default=None)
     parser.add_argument("--dense-weight", type=float, default=None)
     parser.add_argument("--keyword-weight", type=float, default=None)
-    parser.add_argument("--reranker", choices=("none", "embedding", "cross-encoder"),
+    parser.add_argument("--reranker", choices=("none", "embedding", "cross-encoder", "blend"),
                         default=None, help="default: RAGCHAT_RERANKER")
     parser.add_argument("--reranker-model-path", default="")
     parser.add_argument("--rerank-depth", type=int, default=None)
