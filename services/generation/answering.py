@@ -197,7 +197,7 @@ class Answerer:
             logger.info("model declined to answer from %d chunks", len(context))
             return self._refusal()
         passages = [passage for _, passage in context]
-        order, scores = order_by_support(plain, question, passages, cited)
+        order, scores = order_by_support(text if plain else "", question, passages, cited)
         if plain and scores[order[0]].coverage < self._min_support:
             logger.info("answer unsupported by its %d passages (best %.2f < %.2f)",
                         len(context), scores[order[0]].coverage, self._min_support)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+")
+_PARTS = re.compile(r"\[[\d,\s]*\]|[,.;:!?()\"]+(?:\s|$)")
 _STOPWORDS = frozenset(
     "a an and are as at be been by did do does for from had has have he her his how i in "
     "is it its of on or she that the their them they this to was were what when where "
@@ -26,15 +27,17 @@ _STOPWORDS = frozenset(
 class Support:
     """How well one passage supports an answer; compares best-first with `key`."""
 
-    span: bool  # the whole answer text occurs in the passage
+    span: bool  # the answer, or one of its phrases (cut at markers, punctuation), occurs
     coverage: float  # share of the answer's own key terms (not in the question) found
     overlap: float  # share of question + answer key terms found
     marked: bool  # the model cited it
 
     def key(self, rank: int) -> tuple[float, ...]:
-        """Sort key, best first; retrieval rank breaks ties."""
-        return (-float(self.span), -round(self.coverage, 2), -float(self.marked),
-                -round(self.overlap, 2), float(rank))
+        """Sort key, best first: the answer's span, then the model's own marker, then
+        retrieval rank. Partial term coverage and question overlap are not in the key:
+        on the Normans set they put the gold passage first less often than retrieval
+        order does (0.78 against 0.875, see README), so they only feed refusal."""
+        return (-float(self.span), -float(self.marked), float(rank))
 
 
 def terms(text: str) -> list[str]:
@@ -43,10 +46,12 @@ def terms(text: str) -> list[str]:
 
 
 def support(answer: str, question: str, passage: str, marked: bool = False) -> Support:
-    """The support `passage` gives `answer` (plain text, no markers) to `question`."""
+    """The support `passage` gives `answer` (markers allowed: they cut phrases) to
+    `question`."""
     words = set(_WORD.findall(passage.lower()))
-    answer_terms = terms(answer)
-    span = bool(answer_terms) and f" {_normal(answer)} " in f" {_normal(passage)} "
+    answer_terms = terms(strip_markers(answer))
+    text = f" {_normal(passage)} "
+    span = any(f" {_normal(part)} " in text for part in _PARTS.split(answer) if terms(part))
     own = [t for t in dict.fromkeys(answer_terms) if t not in set(terms(question))]
     own = own or list(dict.fromkeys(answer_terms))
     coverage = sum(t in words for t in own) / len(own) if own else 0.0
