@@ -13,7 +13,7 @@ from tqdm import tqdm
 from mlops.evaluate_rag.answer_metrics import AnswerRecord, summarize
 from mlops.evaluate_rag.answers_eval import GoldAnswer
 from services.common.types import ScoredChunk
-from services.generation.answering import Answerer
+from services.generation.answering import NO_ANSWER_TEXT, Answerer
 from services.generation.citations import strip_markers, support
 
 
@@ -49,7 +49,7 @@ def generate(
     for item in tqdm(items, desc="answering", unit="question", disable=not progress):
         chunks = list(search(item.question))
         answer = answerer.answer(item.question, chunks, (), max_tokens)
-        prediction = strip_markers(answer.text)
+        prediction = "" if answer.text == NO_ANSWER_TEXT else strip_markers(answer.text)
         coverage = max((support(prediction, item.question, c.text).coverage
                         for c in answer.citations), default=0.0)
         rows.append(Generated(
@@ -59,22 +59,29 @@ def generate(
     return rows, time.perf_counter() - started
 
 
-def refused_at(row: Generated, min_support: float) -> bool:
-    """Whether the service would refuse with RAGCHAT_MIN_ANSWER_SUPPORT=min_support."""
-    return row.model_refused or (bool(row.prediction) and row.best_coverage < min_support)
+def _refused(row: Generated, min_support: float, refuse_empty: bool = False) -> bool:
+    """Whether the service would refuse with RAGCHAT_MIN_ANSWER_SUPPORT=min_support
+    (and, with refuse_empty, when the model wrote no answer at all)."""
+    if not row.prediction:
+        return row.model_refused or refuse_empty
+    return row.model_refused or row.best_coverage < min_support
 
 
-def summary_at(rows: Sequence[Generated], min_support: float) -> dict[str, float | int]:
+def summary_at(rows: Sequence[Generated], min_support: float,
+               refuse_empty: bool = False) -> dict[str, float | int | bool]:
     """EM/F1, refusal rates and first-citation accuracy at one operating point."""
+    refused = {r.item.question_id: _refused(r, min_support, refuse_empty) for r in rows}
     records = [AnswerRecord(r.item.question_id, r.prediction, r.item.answers,
-                            r.item.is_impossible, refused_at(r, min_support)) for r in rows]
+                            r.item.is_impossible, refused[r.item.question_id]) for r in rows]
     answerable = [r for r in rows if not r.item.is_impossible]
-    first = sum(r.first_citation == r.item.gold_passage and not refused_at(r, min_support)
+    first = sum(r.first_citation == r.item.gold_passage and not refused[r.item.question_id]
                 for r in answerable)
     first_in_context = [r for r in answerable if r.gold_in_context]
     first_ctx = sum(r.first_citation == r.item.gold_passage for r in first_in_context)
     return {
         "min_answer_support": min_support,
+        "refuse_empty": refuse_empty,
+        "empty_answers": sum(not r.prediction for r in rows),
         **{k: round(v, 4) if isinstance(v, float) else v
            for k, v in summarize(records).items()},
         "first_citation_gold": round(first / max(len(answerable), 1), 4),

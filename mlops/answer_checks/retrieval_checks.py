@@ -61,9 +61,13 @@ def follow_ups(gold: Sequence[GoldAnswer]) -> list[FollowUp]:
 
 def _pronoun(match: re.Match[str], said: str) -> str:
     name = match.group(2)
-    if match.start(2) == 0 or name.lower() not in said:
+    base = name.removesuffix("'s")
+    if match.start(2) == 0 or base.lower() not in said:
         return match.group(0)
-    return 'they' if name.endswith('s') else 'it'
+    plural = base.endswith("s")
+    if base != name:
+        return "their" if plural else "its"
+    return "they" if plural else "it"
 
 
 def follow_up_queries(pairs: Sequence[FollowUp]) -> dict[str, list[tuple[str, str]]]:

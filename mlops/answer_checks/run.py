@@ -75,14 +75,14 @@ def _generation(args: argparse.Namespace, gold: list, search: Search) -> dict[st
     items = gen.subset(gold, args.answerable, args.unanswerable, args.seed)
     rows, seconds = gen.generate(answerer, lambda q: list(search(q))[: args.top_k], items,
                                  settings.max_tokens, not args.no_progress)
-    points = [gen.summary_at(rows, t) for t in (*_thresholds(),)]
+    points = [gen.summary_at(rows, t, empty) for empty in (False, True) for t in _thresholds()]
     for point in points:
         _say(f"generation: {point}")
     return {"generation": points, "generation_seconds": round(seconds, 1),
             "generated": len(rows), "model": answerer._provider.model_name,  # noqa: SLF001
             "answers": [{"q": r.item.question, "prediction": r.prediction,
                          "gold": list(r.item.answers), "impossible": r.item.is_impossible,
-                         "coverage": round(r.best_coverage, 3),
+                         "coverage": round(r.best_coverage, 3), "refused": r.model_refused,
                          "first_citation_gold": r.first_citation == r.item.gold_passage}
                         for r in rows]}
 
