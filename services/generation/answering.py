@@ -198,9 +198,10 @@ class Answerer:
             return self._refusal()
         passages = [passage for _, passage in context]
         order, scores = order_by_support(text if plain else "", question, passages, cited)
-        if plain and scores[order[0]].coverage < self._min_support:
+        best = max(score.coverage for score in scores)
+        if plain and best < self._min_support:
             logger.info("answer unsupported by its %d passages (best %.2f < %.2f)",
-                        len(context), scores[order[0]].coverage, self._min_support)
+                        len(context), best, self._min_support)
             return self._refusal()
         mapping = {old + 1: new for new, old in enumerate(order, start=1)}
         text = renumber(text, mapping) if plain else NO_ANSWER_TEXT

@@ -26,7 +26,7 @@ class GenerationSettings(GrpcServiceSettings):
     max_context_chunks: int = Field(default=5, ge=1)
     # Refuse when no context passage holds at least this share of the answer's key
     # terms (0 turns the check off); see README "Answers you can check".
-    min_answer_support: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_answer_support: float = Field(default=0.5, ge=0.0, le=1.0)
     # Follow-up rewriting: auto = the LLM for openai, the deterministic rule for local.
     query_rewrite: Literal["auto", "llm", "heuristic"] = "auto"
 
