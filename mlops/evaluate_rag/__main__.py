@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rrf-k", type=float, default=None)
     parser.add_argument("--dense-weight", type=float, default=None)
     parser.add_argument("--keyword-weight", type=float, default=None)
-    parser.add_argument("--reranker", choices=("none", "embedding", "cross-encoder"),
+    parser.add_argument("--reranker", choices=("none", "embedding", "cross-encoder", "blend"),
                         default=None, help="default: RAGCHAT_RERANKER")
     parser.add_argument("--reranker-model-path", default="")
     parser.add_argument("--rerank-depth", type=int, default=None)
@@ -103,7 +103,8 @@ def _run(args: argparse.Namespace) -> tuple[dict, dict, dict]:
     gold = load_answers(args.dataset)
     generation = GenerationSettings()
     answerer = Answerer(provider_from_settings(generation),
-                        max_context_chunks=generation.max_context_chunks)
+                        max_context_chunks=generation.max_context_chunks,
+                        min_support=generation.min_answer_support)
     top_k = args.top_k or 5
     with prepared(args, top_k, thresholds=True) as ctx:
         summary, rows = evaluate_answers(ctx, answerer, gold, top_k, generation.max_tokens,

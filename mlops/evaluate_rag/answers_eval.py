@@ -13,7 +13,8 @@ from tqdm import tqdm
 from mlops.evaluate_rag.answer_metrics import AnswerRecord, summarize
 from mlops.evaluate_rag.context import EvalContext
 from mlops.evaluate_rag.retrieval_eval import index_summary
-from services.generation.answering import Answerer, strip_markers
+from services.generation.answering import Answerer
+from services.generation.citations import strip_markers
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,5 @@ class Answer:
     citations: tuple[ScoredChunk, ...] = field(default_factory=tuple)
     refused: bool = False
     model: str = ""
+    # Streamed [n] (prompt numbering) -> [m] in text/citations; absent n were removed.
+    renumbered: dict[int, int] = field(default_factory=dict)

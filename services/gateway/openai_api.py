@@ -216,8 +216,11 @@ async def _stream(chat: _Chat, slots: capacity.GenerationSlots) -> AsyncIterator
                     yield chat.chunk({"content": part})
                     continue
                 await chat.finish(part.answer)
+                # `renumbered`: each [n] as streamed -> its number in `citations` (as
+                # in /query/stream's done event); the non-stream answer is final already.
                 extra: dict[str, Any] = {
-                    "citations": [c.model_dump() for c in _citations(part.citations)]
+                    "citations": [c.model_dump() for c in _citations(part.citations)],
+                    "renumbered": {str(k): v for k, v in sorted(part.renumbered.items())},
                 }
                 if chat.session_id:
                     extra["session_id"] = chat.session_id

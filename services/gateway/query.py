@@ -53,10 +53,24 @@ async def prepare_context(
             memory_pb2.CreateSessionRequest(request_id=uuid.uuid4().hex), timeout=deadline
         )
         session_id, history = created.session_id, []
-    found = await clients.retrieval.Search(
-        search_request(body.question, body, settings), timeout=deadline
-    )
+    query = await standalone_query(clients, settings, body.question, history)
+    found = await clients.retrieval.Search(search_request(query, body, settings), timeout=deadline)
     return session_id, history, list(found.chunks)
+
+
+async def standalone_query(
+    clients: ServiceClients, settings: GatewaySettings, question: str,
+    history: list[common_pb2.Turn],
+) -> str:
+    """The retrieval query for a question: a follow-up is rewritten from the history
+    (generation's RewriteQuery); a first question is searched as asked."""
+    if not history:
+        return question
+    rewritten = await clients.generation.RewriteQuery(
+        generation_pb2.RewriteQueryRequest(question=question, history=history),
+        timeout=settings.deadline_s,
+    )
+    return rewritten.query or question
 
 
 async def remember(
@@ -117,21 +131,35 @@ async def generate_stream(
     chunks: list[common_pb2.Chunk],
     history: list[common_pb2.Turn],
     max_tokens: int = 0,
-) -> AsyncIterator[str | generation_pb2.GenerateStreamResponse]:
+) -> AsyncIterator[str | generation_pb2.FinalAnswer]:
     """Text deltas, then the final message; raises if the stream ends without one."""
     call = clients.generation.GenerateStream(
-        generation_pb2.GenerateStreamRequest(
+        generation_pb2.GenerateRequest(
             question=question, context=chunks, history=history, max_tokens=max_tokens
         ),
         timeout=settings.generate_deadline_s,
     )
     async for part in call:
-        if not part.done:
-            yield part.delta
+        if part.WhichOneof("event") == "delta":
+            yield part.delta.text
             continue
-        yield part
+        yield part.final
         return
     raise RuntimeError("the generation stream ended without a final message")
+
+
+def done_event(session_id: str, final: generation_pb2.FinalAnswer) -> dict[str, object]:
+    """The `done` event: the /query body plus `renumbered`, which maps each [n] as
+    streamed in the deltas to its number in `answer` and `citations` (a number not in
+    it pointed nowhere and is gone); see services.generation.citations.renumber."""
+    done = QueryResponse(
+        answer=final.answer,
+        session_id=session_id,
+        citations=_citations(list(final.citations)),
+        refused=final.refused,
+    )
+    renumbered = {str(k): v for k, v in sorted(final.renumbered.items())}
+    return {**done.model_dump(), "renumbered": renumbered}
 
 
 def _sse(event: str, data: dict[str, object]) -> str:
@@ -160,13 +188,7 @@ async def query_stream(body: QueryRequest, request: Request) -> StreamingRespons
                         yield _sse("delta", {"text": part})
                         continue
                     await remember(clients, settings, session_id, body.question, part.answer)
-                    done = QueryResponse(
-                        answer=part.answer,
-                        session_id=session_id,
-                        citations=_citations(list(part.citations)),
-                        refused=part.refused,
-                    )
-                    yield _sse("done", done.model_dump())
+                    yield _sse("done", done_event(session_id, part))
         except Exception as exc:  # noqa: BLE001 - reported to the client below
             yield _sse("error", stream_error(exc))
 

@@ -8,6 +8,12 @@ from collections.abc import Iterator, Sequence
 
 from services.common.errors import InvalidArgument
 from services.common.types import Answer, HistoryTurn, ScoredChunk
+from services.generation.citations import (
+    cited_numbers,
+    order_by_support,
+    renumber,
+    strip_markers,
+)
 from services.generation.providers.base import LLMProvider, Prompt
 
 logger = logging.getLogger(__name__)
@@ -39,7 +45,6 @@ _HISTORY_HEADER = "Conversation so far:"
 STOP = ("\nQuestion:", "\nContext:", "\n" + _HISTORY_HEADER, "<|im_end|>")
 COMPLETION_STOP = ("\n\n",)
 
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 # Filler small models put first (a bare marker cites nothing), and a marker cut
 # off by max_tokens.
 _FILLER = re.compile(
@@ -68,6 +73,7 @@ class Answerer:
         max_context_chunks: int = 5,
         max_context_chars: int = 6000,
         refusal_text: str = DEFAULT_REFUSAL,
+        min_support: float = 0.0,
     ) -> None:
         if max_context_chunks < 1 or max_context_chars < 1:
             raise ValueError("max_context_chunks and max_context_chars must be positive")
@@ -75,6 +81,7 @@ class Answerer:
         self._max_chunks = max_context_chunks
         self._max_chars = max_context_chars
         self._refusal_text = refusal_text
+        self._min_support = min_support
 
     def answer(
         self,
@@ -93,7 +100,7 @@ class Answerer:
         if not context:
             return self._refusal()
         raw = self._provider.complete(self._prompt(question, context, history), max_tokens)
-        return self._finish(raw, [chunk for chunk, _ in context])
+        return self._finish(raw, question, context)
 
     def stream(
         self,
@@ -113,10 +120,11 @@ class Answerer:
             refusal = self._refusal()
             return iter((refusal.text, refusal))
         prompt = self._prompt(question, context, history)
-        return self._stream(prompt, max_tokens, [chunk for chunk, _ in context])
+        return self._stream(prompt, max_tokens, question, context)
 
     def _stream(
-        self, prompt: Prompt, max_tokens: int, used: list[ScoredChunk]
+        self, prompt: Prompt, max_tokens: int, question: str,
+        context: list[tuple[ScoredChunk, str]],
     ) -> Iterator[str | Answer]:
         parts: list[str] = []
         started = False
@@ -127,7 +135,7 @@ class Answerer:
                 started = bool(delta)
             if delta:
                 yield delta
-        yield self._finish("".join(parts), used)
+        yield self._finish("".join(parts), question, context)
 
     def _select(self, chunks: Sequence[ScoredChunk]) -> list[tuple[ScoredChunk, str]]:
         """Up to max_context_chunks non-empty chunks, their texts within max_context_chars."""
@@ -171,25 +179,36 @@ class Answerer:
             completion_stop=COMPLETION_STOP,
         )
 
-    def _finish(self, raw: str, used: list[ScoredChunk]) -> Answer:
-        """Answer from the model's text: renumbered markers and citations, or refusal.
+    def _finish(
+        self, raw: str, question: str, context: list[tuple[ScoredChunk, str]]
+    ) -> Answer:
+        """Answer from the model's text: citations best supported first, markers
+        renumbered to match (see citations.py), or the refusal.
 
-        Citations are every chunk the answer was generated from, the ones the text
-        marks with [n] first (so [k] is citations[k-1]). An explicit "I don't know"
-        is a refusal; an empty or marker-only output still returns the passages.
+        Citations are every passage the answer was generated from, so [k] in the text
+        is citations[k-1]. An explicit "I don't know", or (with min_support) an answer
+        whose key terms no passage contains, is a refusal; an empty or marker-only
+        output still returns the passages.
         """
         text = _CUT_MARKER.sub("", _FILLER.sub("", raw.strip()))
-        text, cited = _resolve_markers(text, len(used))
-        plain = _MARKER.sub("", text).strip()
+        cited = cited_numbers(text, len(context))
+        plain = strip_markers(text)
         if plain and _is_refusal(plain):
-            logger.info("model declined to answer from %d chunks", len(used))
+            logger.info("model declined to answer from %d chunks", len(context))
             return self._refusal()
-        if not plain:
-            text = NO_ANSWER_TEXT
-        order = [n - 1 for n in cited] + [i for i in range(len(used)) if i + 1 not in cited]
-        citations = tuple(used[i] for i in order)
-        logger.info("answered from %d chunks, marking %d", len(used), len(cited))
-        return Answer(text=text, citations=citations, model=self._provider.model_name)
+        passages = [passage for _, passage in context]
+        order, scores = order_by_support(text if plain else "", question, passages, cited)
+        best = max(score.coverage for score in scores)
+        if plain and best < self._min_support:
+            logger.info("answer unsupported by its %d passages (best %.2f < %.2f)",
+                        len(context), best, self._min_support)
+            return self._refusal()
+        mapping = {old + 1: new for new, old in enumerate(order, start=1)}
+        text = renumber(text, mapping) if plain else NO_ANSWER_TEXT
+        citations = tuple(context[i][0] for i in order)
+        logger.info("answered from %d chunks, marking %d", len(context), len(cited))
+        return Answer(text=text, citations=citations, model=self._provider.model_name,
+                      renumbered=mapping)
 
     def _refusal(self) -> Answer:
         return Answer(text=self._refusal_text, refused=True, model=self._provider.model_name)
@@ -211,11 +230,6 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def strip_markers(text: str) -> str:
-    """The text without its [n] / [n, m] citation markers."""
-    return _MARKER.sub("", text).strip()
-
-
 def _recent_turns(history: Sequence[HistoryTurn]) -> tuple[tuple[str, str], ...]:
     """The last few user/assistant turns, clipped, without their old [n] markers
     (those pointed at another prompt's sources)."""
@@ -227,26 +241,6 @@ def _recent_turns(history: Sequence[HistoryTurn]) -> tuple[tuple[str, str], ...]
                 text = _clip(text, MAX_HISTORY_TURN_CHARS)
             turns.append((turn.role, text))
     return tuple(turns)
-
-
-def _resolve_markers(text: str, sources: int) -> tuple[str, list[int]]:
-    """Drop markers naming no source; renumber the rest 1..k in prompt order.
-
-    Returns the new text and the cited source numbers (1-based, ascending), so
-    that [k] in the text is the k-th citation.
-    """
-    numbers = {int(n) for group in _MARKER.findall(text) for n in group.split(",")}
-    cited = sorted(n for n in numbers if 0 < n <= sources)
-    renumber = {old: new for new, old in enumerate(cited, start=1)}
-
-    def replace(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in match.group(1).split(",")]
-        kept = [str(renumber[n]) for n in dict.fromkeys(numbers) if n in renumber]
-        if not kept:
-            return ""
-        return f"{match.group(0)[: match.start(1) - match.start(0) - 1]}[{', '.join(kept)}]"
-
-    return _MARKER.sub(replace, text).strip(), cited
 
 
 def _is_refusal(text: str) -> bool:

@@ -24,6 +24,17 @@ class GenerationSettings(GrpcServiceSettings):
     openai_api_key: SecretStr = SecretStr("")
     max_tokens: int = Field(default=160, ge=1, le=4096)
     max_context_chunks: int = Field(default=5, ge=1)
+    # Refuse when no context passage holds at least this share of the answer's key
+    # terms (0 turns the check off); see README "Answers you can check".
+    min_answer_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Follow-up rewriting: auto = the LLM for openai, the deterministic rule for local.
+    query_rewrite: Literal["auto", "llm", "heuristic"] = "auto"
+
+    def rewrite_with_llm(self) -> bool:
+        """True when follow-ups are rewritten by the LLM rather than by the rule."""
+        return self.query_rewrite == "llm" or (
+            self.query_rewrite == "auto" and self.llm_provider == "openai"
+        )
 
     def api_key(self) -> str:
         key = self.openai_api_key.get_secret_value()

@@ -32,7 +32,7 @@ class RetrievalSettings(EmbeddingSettings):
     dense_depth: int = Field(default=100, ge=1, le=1000)
     keyword_depth: int = Field(default=100, ge=1, le=1000)
     # "none", "embedding" (cosine under the embedding model) or "cross-encoder".
-    reranker: Literal["none", "embedding", "cross-encoder"] = "none"
+    reranker: Literal["none", "embedding", "cross-encoder", "blend"] = "none"
     reranker_model_path: str = ""
     rerank_depth: int = Field(default=50, ge=1, le=1000)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,7 +17,12 @@ from services.common.types import ScoredChunk
 
 logger = logging.getLogger(__name__)
 
-RERANKERS = ("none", "embedding", "cross-encoder")
+RERANKERS = ("none", "embedding", "cross-encoder", "blend")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    "a an and are as at be by did do does for from had has have how in is it its of on or "
+    "that the their they this to was were what when where which who whom whose why with".split()
+)
 
 
 class Reranker(ABC):
@@ -96,6 +103,43 @@ class EmbeddingReranker(Reranker):
                           dtype=np.float64)
 
 
+class BlendReranker(Reranker):
+    """Embedding cosine plus the IDF-weighted share of the query's key terms that a
+    candidate contains (IDF over the candidates), plus a little of the first-stage
+    order: the signals a question's best passage shows without a cross-encoder."""
+
+    name = "blend"
+
+    def __init__(
+        self, embeddings: EmbeddingProvider, keyword_weight: float = 1.0,
+        first_stage_weight: float = 0.0,
+    ) -> None:
+        self._cosine = EmbeddingReranker(embeddings)
+        self._keyword_weight = keyword_weight
+        self._first_stage_weight = first_stage_weight
+
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        cosine = self._cosine.scores(query, texts)
+        first_stage = 1.0 - np.arange(len(texts), dtype=np.float64) / max(len(texts), 1)
+        return (cosine + self._keyword_weight * keyword_overlap(query, texts)
+                + self._first_stage_weight * first_stage)
+
+
+def keyword_overlap(query: str, texts: Sequence[str]) -> np.ndarray:
+    """Per text: IDF-weighted share (0..1) of the query's key terms it contains."""
+    docs = [{_stem(w) for w in _WORD.findall(t.lower())} for t in texts]
+    query_terms = {_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOPWORDS}
+    if not docs or not query_terms:
+        return np.zeros(len(texts))
+    idf = {t: math.log(1 + len(docs) / (1 + sum(t in d for d in docs))) for t in query_terms}
+    total = sum(idf.values()) or 1.0
+    return np.asarray([sum(idf[t] for t in query_terms if t in d) / total for d in docs])
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def build_reranker(
     kind: str,
     *,
@@ -111,6 +155,10 @@ def build_reranker(
         if embeddings is None:
             raise ValueError("the embedding reranker needs an embedding provider")
         return EmbeddingReranker(embeddings)
+    if name == "blend":
+        if embeddings is None:
+            raise ValueError("the blend reranker needs an embedding provider")
+        return BlendReranker(embeddings)
     if name == "cross-encoder":
         return CrossEncoderReranker(model_path, device=device)
     raise ValueError(f"unknown reranker {kind!r}; expected one of {', '.join(RERANKERS)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,11 @@ def test_stream_sends_openai_chunks_then_citations_usage_and_done(
     final = [c for c in chunks if c.choices and c.choices[0].finish_reason][0]
     assert final.choices[0].finish_reason == "stop"
     assert (final.model_extra or {})["citations"][0]["source"] == "relay.txt"
+    # Every [n] streamed maps onto a citation of the final chunk.
+    renumbered = (final.model_extra or {})["renumbered"]
+    streamed = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    assert streamed and {int(n) for n in renumbered} == streamed
+    assert all(1 <= m <= len((final.model_extra or {})["citations"]) for m in renumbered.values())
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     with stack.http.stream("POST", "/v1/chat/completions",
                            json={"model": "ragchat", "messages": ASK, "stream": True}) as resp:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections import defaultdict
 from typing import Any
 
 import pytest
 
+from services.generation.citations import renumber
 from tests.e2e.conftest import RunningStack
 from tests.support.datasets import datasets_dir, read_jsonl
 
@@ -106,7 +108,19 @@ def test_streaming_query_sends_deltas_then_the_answer(
                 events.append((event, line.removeprefix("data: ")))
     assert events[-1][0] == "done"
     assert [e for e, _ in events[:-1]] == ["delta"] * (len(events) - 1)
-    assert '"citations"' in events[-1][1]
+    done = json.loads(events[-1][1])
+    assert done["refused"] != bool(done["citations"])  # a refusal (unsupported answer) cites none
+    # Applying `renumbered` to what was streamed gives the final markers.
+    streamed = "".join(json.loads(data)["text"] for _, data in events[:-1])
+    mapping = {int(k): v for k, v in done["renumbered"].items()}
+    assert sorted(mapping.values()) == list(range(1, len(done["citations"]) + 1))
+    shown = {int(n) for n in re.findall(r"\d+", " ".join(_markers(renumber(streamed, mapping))))}
+    final = {int(n) for n in re.findall(r"\d+", " ".join(_markers(done["answer"])))}
+    assert final <= shown <= set(range(1, len(done["citations"]) + 1))
+
+
+def _markers(text: str) -> list[str]:
+    return re.findall(r"\[[\d, ]+\]", text)
 
 
 @pytest.mark.parametrize(

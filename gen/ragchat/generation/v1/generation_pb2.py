@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\xb3\x01\n\x0fGenerateRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x32\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x07\x63ontext\x12\x31\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\x12\x1d\n\nmax_tokens\x18\x04 \x01(\x05R\tmaxTokens\"\x92\x01\n\x10GenerateResponse\x12\x16\n\x06\x61nswer\x18\x01 \x01(\tR\x06\x61nswer\x12\x36\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x03 \x01(\x08R\x07refused\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"\xb9\x01\n\x15GenerateStreamRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x32\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x07\x63ontext\x12\x31\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\x12\x1d\n\nmax_tokens\x18\x04 \x01(\x05R\tmaxTokens\"\xc2\x01\n\x16GenerateStreamResponse\x12\x14\n\x05\x64\x65lta\x18\x01 \x01(\tR\x05\x64\x65lta\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one\x12\x36\n\tcitations\x18\x03 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x04 \x01(\x08R\x07refused\x12\x16\n\x06\x61nswer\x18\x05 \x01(\tR\x06\x61nswer\x12\x14\n\x05model\x18\x06 \x01(\tR\x05model2\xe1\x01\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12o\n\x0eGenerateStream\x12,.ragchat.generation.v1.GenerateStreamRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x42\xe8\x01\n\x19\x63om.ragchat.generation.v1B\x0fGenerationProtoP\x01ZDgithub.com/ragchat/ragchat/gen/go/ragchat/generation/v1;generationv1\xa2\x02\x03RGX\xaa\x02\x15Ragchat.Generation.V1\xca\x02\x15Ragchat\\Generation\\V1\xe2\x02!Ragchat\\Generation\\V1\\GPBMetadata\xea\x02\x17Ragchat::Generation::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ragchat/generation/v1/generation.proto\x12\x15ragchat.generation.v1\x1a\x1eragchat/common/v1/common.proto\"\xb3\x01\n\x0fGenerateRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x32\n\x07\x63ontext\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x07\x63ontext\x12\x31\n\x07history\x18\x03 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\x12\x1d\n\nmax_tokens\x18\x04 \x01(\x05R\tmaxTokens\"\x92\x01\n\x10GenerateResponse\x12\x16\n\x06\x61nswer\x18\x01 \x01(\tR\x06\x61nswer\x12\x36\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x03 \x01(\x08R\x07refused\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"\x93\x01\n\x16GenerateStreamResponse\x12\x34\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1c.ragchat.generation.v1.DeltaH\x00R\x05\x64\x65lta\x12:\n\x05\x66inal\x18\x02 \x01(\x0b\x32\".ragchat.generation.v1.FinalAnswerH\x00R\x05\x66inalB\x07\n\x05\x65vent\"\x1b\n\x05\x44\x65lta\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\"\xa0\x02\n\x0b\x46inalAnswer\x12\x16\n\x06\x61nswer\x18\x01 \x01(\tR\x06\x61nswer\x12\x36\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\tcitations\x12\x18\n\x07refused\x18\x03 \x01(\x08R\x07refused\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12R\n\nrenumbered\x18\x05 \x03(\x0b\x32\x32.ragchat.generation.v1.FinalAnswer.RenumberedEntryR\nrenumbered\x1a=\n\x0fRenumberedEntry\x12\x10\n\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n\x05value\x18\x02 \x01(\x05R\x05value:\x02\x38\x01\"d\n\x13RewriteQueryRequest\x12\x1a\n\x08question\x18\x01 \x01(\tR\x08question\x12\x31\n\x07history\x18\x02 \x03(\x0b\x32\x17.ragchat.common.v1.TurnR\x07history\"b\n\x14RewriteQueryResponse\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x1c\n\trewritten\x18\x02 \x01(\x08R\trewritten\x12\x16\n\x06method\x18\x03 \x01(\tR\x06method2\xc4\x02\n\x11GenerationService\x12[\n\x08Generate\x12&.ragchat.generation.v1.GenerateRequest\x1a\'.ragchat.generation.v1.GenerateResponse\x12i\n\x0eGenerateStream\x12&.ragchat.generation.v1.GenerateRequest\x1a-.ragchat.generation.v1.GenerateStreamResponse0\x01\x12g\n\x0cRewriteQuery\x12*.ragchat.generation.v1.RewriteQueryRequest\x1a+.ragchat.generation.v1.RewriteQueryResponseB\xe8\x01\n\x19\x63om.ragchat.generation.v1B\x0fGenerationProtoP\x01ZDgithub.com/ragchat/ragchat/gen/go/ragchat/generation/v1;generationv1\xa2\x02\x03RGX\xaa\x02\x15Ragchat.Generation.V1\xca\x02\x15Ragchat\\Generation\\V1\xe2\x02!Ragchat\\Generation\\V1\\GPBMetadata\xea\x02\x17Ragchat::Generation::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragchat.generation.v1.gener
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\031com.ragchat.generation.v1B\017GenerationProtoP\001ZDgithub.com/ragchat/ragchat/gen/go/ragchat/generation/v1;generationv1\242\002\003RGX\252\002\025Ragchat.Generation.V1\312\002\025Ragchat\\Generation\\V1\342\002!Ragchat\\Generation\\V1\\GPBMetadata\352\002\027Ragchat::Generation::V1'
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._loaded_options = None
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=98
   _globals['_GENERATEREQUEST']._serialized_end=277
   _globals['_GENERATERESPONSE']._serialized_start=280
   _globals['_GENERATERESPONSE']._serialized_end=426
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=429
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=614
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=617
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=811
-  _globals['_GENERATIONSERVICE']._serialized_start=814
-  _globals['_GENERATIONSERVICE']._serialized_end=1039
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=429
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=576
+  _globals['_DELTA']._serialized_start=578
+  _globals['_DELTA']._serialized_end=605
+  _globals['_FINALANSWER']._serialized_start=608
+  _globals['_FINALANSWER']._serialized_end=896
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_start=835
+  _globals['_FINALANSWER_RENUMBEREDENTRY']._serialized_end=896
+  _globals['_REWRITEQUERYREQUEST']._serialized_start=898
+  _globals['_REWRITEQUERYREQUEST']._serialized_end=998
+  _globals['_REWRITEQUERYRESPONSE']._serialized_start=1000
+  _globals['_REWRITEQUERYRESPONSE']._serialized_end=1098
+  _globals['_GENERATIONSERVICE']._serialized_start=1101
+  _globals['_GENERATIONSERVICE']._serialized_end=1425
 # @@protoc_insertion_point(module_scope)

@@ -21,7 +21,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class GenerateRequest(_message.Message):
-    """A question with its context."""
+    """A question with its context; the request of both Generate and GenerateStream."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -30,16 +30,16 @@ class GenerateRequest(_message.Message):
     HISTORY_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     question: _builtins.str
-    """The user's question; must not be empty."""
+    """Required. The user's question; must not be empty (INVALID_ARGUMENT otherwise)."""
     max_tokens: _builtins.int
-    """Upper bound on generated tokens; 0 means the service default."""
+    """Optional. Upper bound on generated tokens; 0 means the service default."""
     @_builtins.property
     def context(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
-        """Chunks the answer may use, best first."""
+        """Optional. Chunks the answer may use, best first; none means a refusal."""
 
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
-        """Earlier turns of the conversation, oldest first."""
+        """Optional. Earlier turns of the conversation, oldest first."""
 
     def __init__(
         self,
@@ -68,14 +68,16 @@ class GenerateResponse(_message.Message):
     REFUSED_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
-    """The answer text."""
+    """Output only. The answer text; [n] markers point at citations[n-1]."""
     refused: _builtins.bool
-    """True when the service declined because the context cannot answer."""
+    """Output only. True when the service declined because the context cannot answer."""
     model: _builtins.str
-    """The model that produced the answer."""
+    """Output only. The model that produced the answer."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
-        """The context chunks the answer relies on."""
+        """Output only. The context chunks the answer was generated from, the passage that
+        best supports the answer first; only chunks that were in the request's context.
+        """
 
     def __init__(
         self,
@@ -94,83 +96,179 @@ class GenerateResponse(_message.Message):
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
 
 @_typing.final
-class GenerateStreamRequest(_message.Message):
-    """Same fields as GenerateRequest, for the streaming call."""
+class GenerateStreamResponse(_message.Message):
+    """One message of a streamed answer: text deltas, then exactly one final answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELTA_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delta(self) -> Global___Delta:
+        """Text produced since the previous message."""
+
+    @_builtins.property
+    def final(self) -> Global___FinalAnswer:
+        """The last message of the stream."""
+
+    def __init__(
+        self,
+        *,
+        delta: Global___Delta | None = ...,
+        final: Global___FinalAnswer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "final", b"final"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "event", b"event", "final", b"final"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delta", "final"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015
+
+@_typing.final
+class Delta(_message.Message):
+    """Text the model produced since the previous delta."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """Output only. The text; its [n] markers use the prompt's numbering (see
+    FinalAnswer.renumbered).
+    """
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delta: _TypeAlias = Delta  # noqa: Y015
+
+@_typing.final
+class FinalAnswer(_message.Message):
+    """The authoritative end of a streamed answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RenumberedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ANSWER_FIELD_NUMBER: _builtins.int
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    RENUMBERED_FIELD_NUMBER: _builtins.int
+    answer: _builtins.str
+    """Output only. The cleaned answer text; [n] markers point at citations[n-1]."""
+    refused: _builtins.bool
+    """Output only. True when the service declined."""
+    model: _builtins.str
+    """Output only. The model that produced the answer."""
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
+        """Output only. As GenerateResponse.citations."""
+
+    @_builtins.property
+    def renumbered(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]:
+        """Output only. From each marker number as streamed in the deltas to its number in
+        answer and citations; a streamed number missing here pointed nowhere and was removed.
+        """
+
+    def __init__(
+        self,
+        *,
+        answer: _builtins.str = ...,
+        citations: _abc.Iterable[_common_pb2.Chunk] | None = ...,
+        refused: _builtins.bool = ...,
+        model: _builtins.str = ...,
+        renumbered: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "model", b"model", "refused", b"refused", "renumbered", b"renumbered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinalAnswer: _TypeAlias = FinalAnswer  # noqa: Y015
+
+@_typing.final
+class RewriteQueryRequest(_message.Message):
+    """A question and the conversation it follows."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     QUESTION_FIELD_NUMBER: _builtins.int
-    CONTEXT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
-    MAX_TOKENS_FIELD_NUMBER: _builtins.int
     question: _builtins.str
-    """The user's question; must not be empty."""
-    max_tokens: _builtins.int
-    """Upper bound on generated tokens; 0 means the service default."""
-    @_builtins.property
-    def context(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
-        """Chunks the answer may use, best first."""
-
+    """Required. The latest user question; must not be empty."""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Turn]:
-        """Earlier turns of the conversation, oldest first."""
+        """Optional. Earlier turns of the conversation, oldest first."""
 
     def __init__(
         self,
         *,
         question: _builtins.str = ...,
-        context: _abc.Iterable[_common_pb2.Chunk] | None = ...,
         history: _abc.Iterable[_common_pb2.Turn] | None = ...,
-        max_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "history", b"history", "max_tokens", b"max_tokens", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "question", b"question"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GenerateStreamRequest: _TypeAlias = GenerateStreamRequest  # noqa: Y015
+Global___RewriteQueryRequest: _TypeAlias = RewriteQueryRequest  # noqa: Y015
 
 @_typing.final
-class GenerateStreamResponse(_message.Message):
-    """One piece of a streamed answer. The last message has done set."""
+class RewriteQueryResponse(_message.Message):
+    """A search query that stands on its own."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    DELTA_FIELD_NUMBER: _builtins.int
-    DONE_FIELD_NUMBER: _builtins.int
-    CITATIONS_FIELD_NUMBER: _builtins.int
-    REFUSED_FIELD_NUMBER: _builtins.int
-    ANSWER_FIELD_NUMBER: _builtins.int
-    MODEL_FIELD_NUMBER: _builtins.int
-    delta: _builtins.str
-    """Text produced since the previous message."""
-    done: _builtins.bool
-    """Set on the last message only."""
-    refused: _builtins.bool
-    """On the last message: true when the service declined."""
-    answer: _builtins.str
-    """On the last message: the whole answer text."""
-    model: _builtins.str
-    """The model that produced the answer."""
-    @_builtins.property
-    def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
-        """On the last message: the chunks the answer relies on."""
-
+    QUERY_FIELD_NUMBER: _builtins.int
+    REWRITTEN_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Output only. The standalone query; the question itself when it needed no rewrite."""
+    rewritten: _builtins.bool
+    """Output only. True when query differs from the question."""
+    method: _builtins.str
+    """Output only. How it was rewritten: "llm", "heuristic" or "none"."""
     def __init__(
         self,
         *,
-        delta: _builtins.str = ...,
-        done: _builtins.bool = ...,
-        citations: _abc.Iterable[_common_pb2.Chunk] | None = ...,
-        refused: _builtins.bool = ...,
-        answer: _builtins.str = ...,
-        model: _builtins.str = ...,
+        query: _builtins.str = ...,
+        rewritten: _builtins.bool = ...,
+        method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "delta", b"delta", "done", b"done", "model", b"model", "refused", b"refused"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "query", b"query", "rewritten", b"rewritten"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015
+Global___RewriteQueryResponse: _TypeAlias = RewriteQueryResponse  # noqa: Y015

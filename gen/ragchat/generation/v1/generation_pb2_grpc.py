@@ -42,8 +42,13 @@ class GenerationServiceStub:
                 _registered_method=True)
         self.GenerateStream = channel.unary_stream(
                 '/ragchat.generation.v1.GenerationService/GenerateStream',
-                request_serializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
+                request_serializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
+        self.RewriteQuery = channel.unary_unary(
+                '/ragchat.generation.v1.GenerationService/RewriteQuery',
+                request_serializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryRequest.SerializeToString,
+                response_deserializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryResponse.FromString,
                 _registered_method=True)
 
 
@@ -52,14 +57,25 @@ class GenerationServiceServicer:
     """
 
     def Generate(self, request, context):
-        """Answers a question in one response.
+        """Answers a question in one response. GenerateStream shares its request on purpose:
+        one message, so the two calls can never drift apart.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GenerateStream(self, request, context):
-        """Answers a question, streaming text as it is produced.
+        """Answers a question, streaming text as it is produced, then the final answer.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RewriteQuery(self, request, context):
+        """Rewrites a follow-up question into a standalone search query from the history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,8 +91,13 @@ def add_GenerationServiceServicer_to_server(servicer, server):
             ),
             'GenerateStream': grpc.unary_stream_rpc_method_handler(
                     servicer.GenerateStream,
-                    request_deserializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamRequest.FromString,
+                    request_deserializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.FromString,
                     response_serializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'RewriteQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewriteQuery,
+                    request_deserializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryRequest.FromString,
+                    response_serializer=ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,8 +153,35 @@ class GenerationService:
             request,
             target,
             '/ragchat.generation.v1.GenerationService/GenerateStream',
-            ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
+            ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
             ragchat_dot_generation_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewriteQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragchat.generation.v1.GenerationService/RewriteQuery',
+            ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryRequest.SerializeToString,
+            ragchat_dot_generation_dot_v1_dot_generation__pb2.RewriteQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,9 +34,17 @@ class GenerationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
-    """Answers a question in one response."""
-    GenerateStream: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]
-    """Answers a question, streaming text as it is produced."""
+    """Answers a question in one response. GenerateStream shares its request on purpose:
+    one message, so the two calls can never drift apart.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    GenerateStream: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateStreamResponse]
+    """Answers a question, streaming text as it is produced, then the final answer.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
+    RewriteQuery: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]
+    """Rewrites a follow-up question into a standalone search query from the history."""
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -44,9 +52,17 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Answers a question in one response."""
-    GenerateStream: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]  # type: ignore[assignment]
-    """Answers a question, streaming text as it is produced."""
+    """Answers a question in one response. GenerateStream shares its request on purpose:
+    one message, so the two calls can never drift apart.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    GenerateStream: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateStreamResponse]  # type: ignore[assignment]
+    """Answers a question, streaming text as it is produced, then the final answer.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
+    RewriteQuery: _aio.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]  # type: ignore[assignment]
+    """Rewrites a follow-up question into a standalone search query from the history."""
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Writes answers grounded in retrieved chunks."""
@@ -57,14 +73,28 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.GenerateResponse, _abc.Awaitable[_generation_pb2.GenerateResponse]]:
-        """Answers a question in one response."""
+        """Answers a question in one response. GenerateStream shares its request on purpose:
+        one message, so the two calls can never drift apart.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
 
     @_abc_1.abstractmethod
     def GenerateStream(
         self,
-        request: _generation_pb2.GenerateStreamRequest,
+        request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateStreamResponse], _abc.AsyncIterator[_generation_pb2.GenerateStreamResponse]]:
-        """Answers a question, streaming text as it is produced."""
+        """Answers a question, streaming text as it is produced, then the final answer.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        """
+
+    @_abc_1.abstractmethod
+    def RewriteQuery(
+        self,
+        request: _generation_pb2.RewriteQueryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.RewriteQueryResponse, _abc.Awaitable[_generation_pb2.RewriteQueryResponse]]:
+        """Rewrites a follow-up question into a standalone search query from the history."""
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,34 +12,34 @@ import type { Chunk, Turn } from "../../common/v1/common_pb.js";
 export declare const file_ragchat_generation_v1_generation: GenFile;
 
 /**
- * A question with its context.
+ * A question with its context; the request of both Generate and GenerateStream.
  *
  * @generated from message ragchat.generation.v1.GenerateRequest
  */
 export declare type GenerateRequest = Message<"ragchat.generation.v1.GenerateRequest"> & {
   /**
-   * The user's question; must not be empty.
+   * Required. The user's question; must not be empty (INVALID_ARGUMENT otherwise).
    *
    * @generated from field: string question = 1;
    */
   question: string;
 
   /**
-   * Chunks the answer may use, best first.
+   * Optional. Chunks the answer may use, best first; none means a refusal.
    *
    * @generated from field: repeated ragchat.common.v1.Chunk context = 2;
    */
   context: Chunk[];
 
   /**
-   * Earlier turns of the conversation, oldest first.
+   * Optional. Earlier turns of the conversation, oldest first.
    *
    * @generated from field: repeated ragchat.common.v1.Turn history = 3;
    */
   history: Turn[];
 
   /**
-   * Upper bound on generated tokens; 0 means the service default.
+   * Optional. Upper bound on generated tokens; 0 means the service default.
    *
    * @generated from field: int32 max_tokens = 4;
    */
@@ -59,28 +59,29 @@ export declare const GenerateRequestSchema: GenMessage<GenerateRequest>;
  */
 export declare type GenerateResponse = Message<"ragchat.generation.v1.GenerateResponse"> & {
   /**
-   * The answer text.
+   * Output only. The answer text; [n] markers point at citations[n-1].
    *
    * @generated from field: string answer = 1;
    */
   answer: string;
 
   /**
-   * The context chunks the answer relies on.
+   * Output only. The context chunks the answer was generated from, the passage that
+   * best supports the answer first; only chunks that were in the request's context.
    *
    * @generated from field: repeated ragchat.common.v1.Chunk citations = 2;
    */
   citations: Chunk[];
 
   /**
-   * True when the service declined because the context cannot answer.
+   * Output only. True when the service declined because the context cannot answer.
    *
    * @generated from field: bool refused = 3;
    */
   refused: boolean;
 
   /**
-   * The model that produced the answer.
+   * Output only. The model that produced the answer.
    *
    * @generated from field: string model = 4;
    */
@@ -94,93 +95,33 @@ export declare type GenerateResponse = Message<"ragchat.generation.v1.GenerateRe
 export declare const GenerateResponseSchema: GenMessage<GenerateResponse>;
 
 /**
- * Same fields as GenerateRequest, for the streaming call.
- *
- * @generated from message ragchat.generation.v1.GenerateStreamRequest
- */
-export declare type GenerateStreamRequest = Message<"ragchat.generation.v1.GenerateStreamRequest"> & {
-  /**
-   * The user's question; must not be empty.
-   *
-   * @generated from field: string question = 1;
-   */
-  question: string;
-
-  /**
-   * Chunks the answer may use, best first.
-   *
-   * @generated from field: repeated ragchat.common.v1.Chunk context = 2;
-   */
-  context: Chunk[];
-
-  /**
-   * Earlier turns of the conversation, oldest first.
-   *
-   * @generated from field: repeated ragchat.common.v1.Turn history = 3;
-   */
-  history: Turn[];
-
-  /**
-   * Upper bound on generated tokens; 0 means the service default.
-   *
-   * @generated from field: int32 max_tokens = 4;
-   */
-  maxTokens: number;
-};
-
-/**
- * Describes the message ragchat.generation.v1.GenerateStreamRequest.
- * Use `create(GenerateStreamRequestSchema)` to create a new message.
- */
-export declare const GenerateStreamRequestSchema: GenMessage<GenerateStreamRequest>;
-
-/**
- * One piece of a streamed answer. The last message has done set.
+ * One message of a streamed answer: text deltas, then exactly one final answer.
  *
  * @generated from message ragchat.generation.v1.GenerateStreamResponse
  */
 export declare type GenerateStreamResponse = Message<"ragchat.generation.v1.GenerateStreamResponse"> & {
   /**
-   * Text produced since the previous message.
+   * Output only. Which kind of message this is.
    *
-   * @generated from field: string delta = 1;
+   * @generated from oneof ragchat.generation.v1.GenerateStreamResponse.event
    */
-  delta: string;
-
-  /**
-   * Set on the last message only.
-   *
-   * @generated from field: bool done = 2;
-   */
-  done: boolean;
-
-  /**
-   * On the last message: the chunks the answer relies on.
-   *
-   * @generated from field: repeated ragchat.common.v1.Chunk citations = 3;
-   */
-  citations: Chunk[];
-
-  /**
-   * On the last message: true when the service declined.
-   *
-   * @generated from field: bool refused = 4;
-   */
-  refused: boolean;
-
-  /**
-   * On the last message: the whole answer text.
-   *
-   * @generated from field: string answer = 5;
-   */
-  answer: string;
-
-  /**
-   * The model that produced the answer.
-   *
-   * @generated from field: string model = 6;
-   */
-  model: string;
+  event: {
+    /**
+     * Text produced since the previous message.
+     *
+     * @generated from field: ragchat.generation.v1.Delta delta = 1;
+     */
+    value: Delta;
+    case: "delta";
+  } | {
+    /**
+     * The last message of the stream.
+     *
+     * @generated from field: ragchat.generation.v1.FinalAnswer final = 2;
+     */
+    value: FinalAnswer;
+    case: "final";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -190,13 +131,146 @@ export declare type GenerateStreamResponse = Message<"ragchat.generation.v1.Gene
 export declare const GenerateStreamResponseSchema: GenMessage<GenerateStreamResponse>;
 
 /**
+ * Text the model produced since the previous delta.
+ *
+ * @generated from message ragchat.generation.v1.Delta
+ */
+export declare type Delta = Message<"ragchat.generation.v1.Delta"> & {
+  /**
+   * Output only. The text; its [n] markers use the prompt's numbering (see
+   * FinalAnswer.renumbered).
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message ragchat.generation.v1.Delta.
+ * Use `create(DeltaSchema)` to create a new message.
+ */
+export declare const DeltaSchema: GenMessage<Delta>;
+
+/**
+ * The authoritative end of a streamed answer.
+ *
+ * @generated from message ragchat.generation.v1.FinalAnswer
+ */
+export declare type FinalAnswer = Message<"ragchat.generation.v1.FinalAnswer"> & {
+  /**
+   * Output only. The cleaned answer text; [n] markers point at citations[n-1].
+   *
+   * @generated from field: string answer = 1;
+   */
+  answer: string;
+
+  /**
+   * Output only. As GenerateResponse.citations.
+   *
+   * @generated from field: repeated ragchat.common.v1.Chunk citations = 2;
+   */
+  citations: Chunk[];
+
+  /**
+   * Output only. True when the service declined.
+   *
+   * @generated from field: bool refused = 3;
+   */
+  refused: boolean;
+
+  /**
+   * Output only. The model that produced the answer.
+   *
+   * @generated from field: string model = 4;
+   */
+  model: string;
+
+  /**
+   * Output only. From each marker number as streamed in the deltas to its number in
+   * answer and citations; a streamed number missing here pointed nowhere and was removed.
+   *
+   * @generated from field: map<int32, int32> renumbered = 5;
+   */
+  renumbered: { [key: number]: number };
+};
+
+/**
+ * Describes the message ragchat.generation.v1.FinalAnswer.
+ * Use `create(FinalAnswerSchema)` to create a new message.
+ */
+export declare const FinalAnswerSchema: GenMessage<FinalAnswer>;
+
+/**
+ * A question and the conversation it follows.
+ *
+ * @generated from message ragchat.generation.v1.RewriteQueryRequest
+ */
+export declare type RewriteQueryRequest = Message<"ragchat.generation.v1.RewriteQueryRequest"> & {
+  /**
+   * Required. The latest user question; must not be empty.
+   *
+   * @generated from field: string question = 1;
+   */
+  question: string;
+
+  /**
+   * Optional. Earlier turns of the conversation, oldest first.
+   *
+   * @generated from field: repeated ragchat.common.v1.Turn history = 2;
+   */
+  history: Turn[];
+};
+
+/**
+ * Describes the message ragchat.generation.v1.RewriteQueryRequest.
+ * Use `create(RewriteQueryRequestSchema)` to create a new message.
+ */
+export declare const RewriteQueryRequestSchema: GenMessage<RewriteQueryRequest>;
+
+/**
+ * A search query that stands on its own.
+ *
+ * @generated from message ragchat.generation.v1.RewriteQueryResponse
+ */
+export declare type RewriteQueryResponse = Message<"ragchat.generation.v1.RewriteQueryResponse"> & {
+  /**
+   * Output only. The standalone query; the question itself when it needed no rewrite.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * Output only. True when query differs from the question.
+   *
+   * @generated from field: bool rewritten = 2;
+   */
+  rewritten: boolean;
+
+  /**
+   * Output only. How it was rewritten: "llm", "heuristic" or "none".
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+};
+
+/**
+ * Describes the message ragchat.generation.v1.RewriteQueryResponse.
+ * Use `create(RewriteQueryResponseSchema)` to create a new message.
+ */
+export declare const RewriteQueryResponseSchema: GenMessage<RewriteQueryResponse>;
+
+/**
  * Writes answers grounded in retrieved chunks.
  *
  * @generated from service ragchat.generation.v1.GenerationService
  */
 export declare const GenerationService: GenService<{
   /**
-   * Answers a question in one response.
+   * Answers a question in one response. GenerateStream shares its request on purpose:
+   * one message, so the two calls can never drift apart.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc ragchat.generation.v1.GenerationService.Generate
    */
@@ -206,14 +280,26 @@ export declare const GenerationService: GenService<{
     output: typeof GenerateResponseSchema;
   },
   /**
-   * Answers a question, streaming text as it is produced.
+   * Answers a question, streaming text as it is produced, then the final answer.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
    *
    * @generated from rpc ragchat.generation.v1.GenerationService.GenerateStream
    */
   generateStream: {
     methodKind: "server_streaming";
-    input: typeof GenerateStreamRequestSchema;
+    input: typeof GenerateRequestSchema;
     output: typeof GenerateStreamResponseSchema;
+  },
+  /**
+   * Rewrites a follow-up question into a standalone search query from the history.
+   *
+   * @generated from rpc ragchat.generation.v1.GenerationService.RewriteQuery
+   */
+  rewriteQuery: {
+    methodKind: "unary";
+    input: typeof RewriteQueryRequestSchema;
+    output: typeof RewriteQueryResponseSchema;
   },
 }>;
 
