@@ -20,7 +20,7 @@ export async function example(): Promise<string> {
   const generation = createClient(GenerationService, "127.0.0.1:50052");
   let text = "";
   for await (const part of generation.generateStream({ question: "q", context: chunks })) {
-    text += part.delta;
+    if (part.event.case === "delta") text += part.event.value.text;
   }
   generation.close();
   return `${indexed} ${text}`;

@@ -92,13 +92,19 @@ describe("ragchat over gRPC from Node", { skip }, () => {
       for await (const part of generation.generateStream({
         question: "Who feeds the harbour seals?", context: found.chunks, maxTokens: 24,
       })) {
-        if (part.done) final = part;
-        else answer += part.delta;
+        // GenerateStreamResponse is a oneof: text deltas, then one final answer.
+        if (part.event.case === "final") final = part.event.value;
+        else if (part.event.case === "delta") answer += part.event.value.text;
       }
       assert.ok(final, "the stream ends with a done message");
       assert.ok(final.model);
       assert.ok(final.refused || final.citations.length > 0, "an answer cites its chunk");
       assert.ok(final.refused || answer.length > 0);
+      // Every [n] streamed maps onto a final citation through `renumbered`.
+      for (const [, n] of answer.matchAll(/\[(\d+)\]/g)) {
+        const to = final.renumbered[Number(n)];
+        assert.ok(to === undefined || (to >= 1 && to <= final.citations.length));
+      }
     });
 
   test("a bad request is INVALID_ARGUMENT with the service's message", async () => {
