@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.common.errors import Unavailable
 from services.common.health import Probe
+from services.common.vectorstore.pg_bm25 import schema as bm25_schema
 
 if TYPE_CHECKING:
     from services.common.settings import DatabaseSettings
@@ -158,6 +159,7 @@ def migrate(dsn: str, embedding_dim: int) -> None:
                 f"with {existing} dimensions"
             )
         conn.execute(sql.SQL(_SCHEMA).format(dim=sql.Literal(int(embedding_dim))))
+        conn.execute(bm25_schema())
     logger.info("schema ready (embedding dimension %d)", embedding_dim)
 
 
