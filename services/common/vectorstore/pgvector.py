@@ -27,7 +27,6 @@ from services.common.vectorstore.pg_bm25 import FILTER_JOIN, KEYWORD_SEARCH
 
 logger = logging.getLogger(__name__)
 
-_MIN_EF_SEARCH = 100
 _MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
 # Only the columns the indexer owns are updated: size, hash, object key and creation time
@@ -75,8 +74,14 @@ FROM hits ORDER BY distance LIMIT %(k)s
 class PgVectorStore(VectorStore):
     """Chunks in PostgreSQL; the pool's connections must have pgvector registered."""
 
-    def __init__(self, pool: ConnectionPool, bm25_k1: float = 0.9, bm25_b: float = 0.4) -> None:
+    def __init__(
+        self, pool: ConnectionPool, bm25_k1: float = 0.9, bm25_b: float = 0.4,
+        ef_search: int = 100,
+    ) -> None:
+        if not 1 <= ef_search <= _MAX_EF_SEARCH:
+            raise ValueError(f"ef_search must be between 1 and {_MAX_EF_SEARCH}")
         self._pool = pool
+        self._ef_search = int(ef_search)
         self._dim: int | None = None
         self._bm25 = {"k1": float(bm25_k1), "b": float(bm25_b)}
 
@@ -153,7 +158,8 @@ class PgVectorStore(VectorStore):
                 statement = sql.SQL(_EXACT_SEARCH).format(conditions=conditions)
                 rows = conn.execute(statement, params).fetchall()
             else:
-                ef = str(max(_MIN_EF_SEARCH, top_k))
+                # The HNSW scan returns at most ef_search rows: never fewer than k.
+                ef = str(max(self._ef_search, top_k))
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
                 rows = conn.execute(_ANN_SEARCH, params).fetchall()
         results = []
