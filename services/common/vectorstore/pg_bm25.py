@@ -87,28 +87,28 @@ DO $do$ BEGIN
 END $do$;
 """
 
-# Lucene's BM25: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), df = the term's postings;
-# corpus statistics are global, so a filter changes which chunks compete, never how a
-# chunk scores. Only the query terms' postings are read; chunk rows only for the top k.
+# Lucene's BM25: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), df = the term's postings
+# (counted on the primary key alone); corpus statistics are global, so a filter changes
+# which chunks compete, never how a chunk scores. Only the query terms' postings are
+# read, straight into one aggregate; chunk rows only for the top k.
 KEYWORD_SEARCH: LiteralString = """
-WITH terms AS (
-    SELECT lexeme FROM unnest(to_tsvector('english', %(q)s))
-), corpus AS (
+WITH corpus AS (
     SELECT sum(n)::float8 AS n,
            CASE WHEN sum(n) > 0 THEN sum(total_length)::float8 / sum(n) ELSE 0 END AS avgdl
     FROM bm25_corpus
-), postings AS MATERIALIZED (
-    SELECT p.lexeme, p.chunk_id, p.tf::float8 AS tf, p.dl::float8 AS dl
-    FROM terms t JOIN bm25_postings p ON p.lexeme = t.lexeme
-), idf AS (
-    SELECT p.lexeme, ln(1 + (corpus.n - count(*) + 0.5) / (count(*) + 0.5)) AS w
-    FROM postings p CROSS JOIN corpus GROUP BY p.lexeme, corpus.n
+), weights AS (
+    SELECT t.lexeme, ln(1 + (corpus.n - df.n + 0.5) / (df.n + 0.5)) AS w
+    FROM unnest(to_tsvector('english', %(q)s)) t CROSS JOIN corpus
+    CROSS JOIN LATERAL (
+        SELECT count(*)::float8 AS n FROM bm25_postings p WHERE p.lexeme = t.lexeme
+    ) df
+    WHERE df.n > 0
 ), scored AS (
     SELECT p.chunk_id,
-           sum(idf.w * p.tf * (%(k1)s + 1)
+           sum(w.w * p.tf * (%(k1)s + 1)
                / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / greatest(corpus.avgdl, 1))))
                AS score
-    FROM postings p JOIN idf ON idf.lexeme = p.lexeme CROSS JOIN corpus
+    FROM weights w JOIN bm25_postings p ON p.lexeme = w.lexeme CROSS JOIN corpus
     {filter_join}
     GROUP BY p.chunk_id
     ORDER BY score DESC, p.chunk_id

@@ -85,6 +85,11 @@ class PgVectorStore(VectorStore):
         self._dim: int | None = None
         self._bm25 = {"k1": float(bm25_k1), "b": float(bm25_b)}
 
+    @property
+    def pool(self) -> ConnectionPool:
+        """The connection pool the store searches through."""
+        return self._pool
+
     def dimension(self) -> int:
         """The dimension of chunks.embedding (the schema must have been migrated)."""
         if self._dim is None:
