@@ -46,18 +46,20 @@ DEFAULT_DATASET = Path(__file__).resolve().parents[1].parent / "shared/datasets/
 @contextmanager
 def service_retriever(ctx: EvalContext) -> Iterator[Retriever]:
     """The evaluation index searched as the retrieval service searches it: a pool of the
-    service's size, ef_search from the settings, query embeddings batched."""
+    service's size, ef_search from the settings, every query embedded by the model
+    (batched), never read from the evaluation's embedding cache, which would make
+    whichever path runs first the only one to pay for the model."""
     settings = RetrievalSettings()
     evaluated = ctx.retriever
     store = evaluated._store  # noqa: SLF001 - the evaluation's store, to reach its database
     if not isinstance(store, PgVectorStore):
         yield evaluated
         return
+    model = getattr(evaluated._embeddings, "_inner", evaluated._embeddings)  # noqa: SLF001
     pool = open_pool(store.pool.conninfo, max_size=settings.db_pool_max)
     try:
         wide = PgVectorStore(pool, settings.bm25_k1, settings.bm25_b, settings.hnsw_ef_search)
-        yield Retriever(BatchingEmbeddings(evaluated._embeddings), wide,  # noqa: SLF001
-                        evaluated.policy)
+        yield Retriever(BatchingEmbeddings(model), wide, evaluated.policy)
     finally:
         pool.close()
 

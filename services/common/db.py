@@ -77,8 +77,9 @@ ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv_length int
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS page int;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS heading text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin_idx ON chunks USING gin (tsv);
+-- m / ef_construction chosen with benchmarks/scale.py (README, "Search at scale").
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
-    ON chunks USING hnsw (embedding vector_cosine_ops);
+    ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 CREATE INDEX IF NOT EXISTS chunks_document_id_idx ON chunks (document_id);
 
 CREATE TABLE IF NOT EXISTS sessions (
