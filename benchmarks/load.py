@@ -4,7 +4,8 @@
 
 Indexes SciFact like search_latency.py (cached), serves the retrieval service and the
 gateway as search_latency.py does, then drives /search from a separate client process
-(asyncio + httpx, one connection per client) for a bounded time. The in-process rate is
+(asyncio + httpx, one connection per client) for a bounded time; the gateway runs in
+a process of its own, as deployed. The in-process rate is
 measured in the same run first: the retriever called in a loop from one thread, and
 from as many threads as the service's search workers. The last line is JSON.
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,38 @@ def in_process(call: Callable[[str], object], queries: list[str], threads: int,
     return summary(latencies, 0, time.perf_counter() - started)
 
 
+@contextmanager
+def gateway_process(retriever: Any) -> Iterator[int]:
+    """The retrieval service in this process and the gateway in its own, as deployed
+    (one process would make both share one GIL); yields the gateway's HTTP port."""
+    import httpx
+    from search_latency import serving
+
+    from devstack.postgres import free_port
+
+    with serving(retriever) as (grpc_port, _):
+        port = free_port()
+        env = {**os.environ, "RAGCHAT_RETRIEVAL_TARGET": f"127.0.0.1:{grpc_port}",
+               "RAGCHAT_HTTP_PORT": str(port), "RAGCHAT_LOG_LEVEL": "WARNING"}
+        gateway = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/livez").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or gateway.poll() is not None:
+                    raise RuntimeError("the gateway did not start")
+                time.sleep(0.2)
+            yield port
+        finally:
+            gateway.terminate()
+            gateway.wait(30)
+
+
 def run_clients(url: str, queries: list[str], args: argparse.Namespace) -> dict[str, float]:
     """The load from a process of its own, so clients never share the servers' GIL."""
     spec = json.dumps({"url": url, "queries": queries, "clients": args.clients,
@@ -118,7 +153,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(drive(spec["url"], spec["queries"], spec["clients"],
                                            spec["seconds"], spec["body"]))))
         return 0
-    from search_latency import DEFAULT_DATASET, service_retriever, serving
+    from search_latency import DEFAULT_DATASET, service_retriever
 
     from mlops.evaluate_rag.__main__ import parse_args as eval_args
     from mlops.evaluate_rag.context import prepared
@@ -139,7 +174,7 @@ def main() -> int:
             "in_process": in_process(call, queries, 1, seconds),
             "in_process_threads": in_process(call, queries, WORKERS, seconds),
         }
-        with serving(retriever) as (_, http_port):
+        with gateway_process(retriever) as http_port:
             report["rest"] = run_clients(f"http://127.0.0.1:{http_port}", queries, args)
     report["rest_vs_in_process"] = round(report["rest"]["rps"] / report["in_process"]["rps"], 2)
     for name in ("in_process", "in_process_threads", "rest"):
