@@ -1,15 +1,17 @@
-"""Query embeddings batched across concurrent requests.
+"""Query embeddings batched across concurrent requests, on one model thread.
 
 The model encodes one batch at a time (the provider holds a lock), so under load each
-query would wait for every query before it. Here the first caller becomes the leader
-and encodes what is waiting, up to `max_batch` queries in one forward pass; when its
-own query is done it hands the lead to the next waiting caller, so no caller serves
-others for longer than one batch after its own result. Torch releases the GIL while it
-encodes, so gRPC and database work proceed on the other core meanwhile.
+query would wait for every query before it. Here callers queue their query and one
+model thread encodes everything waiting, up to `max_batch` queries per forward pass.
+Running every pass on the same thread also keeps torch's per-thread state warm: a
+pass from a rotating pool of request threads measured ~2.5 ms slower than from one
+thread. Torch releases the GIL while it computes, so gRPC and database work proceed
+on the other core meanwhile.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +24,10 @@ from services.common.embeddings import EmbeddingProvider
 @dataclass
 class _Waiter:
     text: str
-    wake: threading.Event = field(default_factory=threading.Event)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    done: threading.Event = field(default_factory=threading.Event)
     vector: np.ndarray | None = None
     error: BaseException | None = None
-    lead: bool = False
 
 
 class BatchingEmbeddings(EmbeddingProvider):
@@ -36,9 +38,9 @@ class BatchingEmbeddings(EmbeddingProvider):
             raise ValueError(f"max_batch must be positive, got {max_batch}")
         self._inner = inner
         self._max_batch = max_batch
-        self._lock = threading.Lock()
+        self._ready = threading.Condition()
         self._waiting: list[_Waiter] = []
-        self._leading = False
+        self._thread: threading.Thread | None = None
         # A provider with its own query encoding (an instruction prefix, say) is not
         # batched through embed_documents.
         self._batchable = type(inner).embed_query is EmbeddingProvider.embed_query
@@ -64,49 +66,39 @@ class BatchingEmbeddings(EmbeddingProvider):
     def embed_query(self, text: str) -> np.ndarray:
         if not self._batchable:
             return self._inner.embed_query(text)
-        me = _Waiter(text)
-        with self._lock:
-            self._waiting.append(me)
-            me.lead = not self._leading
-            self._leading = True
-        while not me.lead:
-            me.wake.wait()
-            me.wake.clear()
-            if me.vector is not None or me.error is not None:
-                return self._result(me)
-        while me.vector is None and me.error is None:
-            self._run_batch()
-        self._hand_over()
-        return self._result(me)
+        waiter = _Waiter(text)
+        with self._ready:
+            self._waiting.append(waiter)
+            if self._thread is None:  # started on first use, never at construction
+                self._thread = threading.Thread(target=self._serve, name="embed-queries",
+                                                daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.vector is not None
+        return waiter.vector
 
-    def _run_batch(self) -> None:
-        with self._lock:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
-        try:
-            vectors = self._inner.embed_documents([w.text for w in batch])
-        except BaseException as exc:  # every waiter of the batch sees the failure
+    def _serve(self) -> None:
+        """The model thread: encode what is waiting, batch after batch, forever."""
+        while True:
+            with self._ready:
+                while not self._waiting:
+                    self._ready.wait()
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+            self._run(batch)
+
+    def _run(self, batch: list[_Waiter]) -> None:
+        texts = [w.text for w in batch]
+        try:  # in the first caller's context, so the model's span joins its trace
+            vectors = batch[0].context.run(self._inner.embed_documents, texts)
+        except BaseException as exc:  # every caller of the batch sees the failure
             for waiter in batch:
                 waiter.error = exc
         else:
             for waiter, vector in zip(batch, vectors, strict=True):
                 waiter.vector = vector
         for waiter in batch:
-            waiter.wake.set()
-
-    def _hand_over(self) -> None:
-        """Pass the lead to the oldest waiting caller, or give it up."""
-        with self._lock:
-            if not self._waiting:
-                self._leading = False
-                return
-            successor = self._waiting[0]
-            successor.lead = True
-        successor.wake.set()
-
-    @staticmethod
-    def _result(waiter: _Waiter) -> np.ndarray:
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.vector is not None
-        return waiter.vector
+            waiter.done.set()

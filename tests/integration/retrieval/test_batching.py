@@ -60,5 +60,5 @@ def test_a_failed_pass_reaches_every_caller_of_its_batch(
     batching = BatchingEmbeddings(embeddings)
     with pytest.raises(ValueError, match="Unsupported input type"):
         batching.embed_query(None)  # type: ignore[arg-type]
-    # The lead was handed back: the next query is served.
+    # The model thread survives a failed pass: the next query is served.
     assert batching.embed_query("penguins").shape == (embeddings.dimension,)
