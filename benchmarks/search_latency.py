@@ -27,16 +27,41 @@ import uvicorn
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from mlops.evaluate_rag.__main__ import parse_args as eval_args
-from mlops.evaluate_rag.context import prepared
+from mlops.evaluate_rag.context import EvalContext, prepared
+from services.common.db import open_pool
 from services.common.grpc_server import start_server
+from services.common.vectorstore.pgvector import PgVectorStore
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.retrieval import servicer
+from services.retrieval.batching import BatchingEmbeddings
+from services.retrieval.config import RetrievalSettings
 from services.retrieval.search import Retriever
 
 MODES = {"dense": retrieval_pb2.SEARCH_MODE_DENSE, "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
          "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID}
 DEFAULT_DATASET = Path(__file__).resolve().parents[1].parent / "shared/datasets/scifact"
+
+
+@contextmanager
+def service_retriever(ctx: EvalContext) -> Iterator[Retriever]:
+    """The evaluation index searched as the retrieval service searches it: a pool of the
+    service's size, ef_search from the settings, every query embedded by the model
+    (batched), never read from the evaluation's embedding cache, which would make
+    whichever path runs first the only one to pay for the model."""
+    settings = RetrievalSettings()
+    evaluated = ctx.retriever
+    store = evaluated._store  # noqa: SLF001 - the evaluation's store, to reach its database
+    if not isinstance(store, PgVectorStore):
+        yield evaluated
+        return
+    model = getattr(evaluated._embeddings, "_inner", evaluated._embeddings)  # noqa: SLF001
+    pool = open_pool(store.pool.conninfo, max_size=settings.db_pool_max)
+    try:
+        wide = PgVectorStore(pool, settings.bm25_k1, settings.bm25_b, settings.hnsw_ef_search)
+        yield Retriever(BatchingEmbeddings(model), wide, evaluated.policy)
+    finally:
+        pool.close()
 
 
 @contextmanager
@@ -101,14 +126,18 @@ def main() -> int:
     args = parser.parse_args()
     ev = eval_args(["--dataset", args.dataset, "--split", args.split, "--mode", "hybrid"])
     results: dict[str, dict[str, dict[str, float]]] = {}
-    with prepared(ev, args.top_k) as ctx, serving(ctx.retriever) as (grpc_port, http_port):
+    with prepared(ev, args.top_k) as ctx, service_retriever(ctx) as retriever, \
+            serving(retriever) as (grpc_port, http_port):
         queries = list(ctx.dataset.queries.values())[: args.queries]
         channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         http = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30)
+        for mode in MODES:  # settle the database and the model before anything is timed
+            for query in queries[: args.warmup * 3]:
+                retriever.search(query, top_k=args.top_k, mode=mode)
         for mode, pb_mode in MODES.items():
             paths = {
-                "direct": lambda q, m=mode: ctx.retriever.search(q, top_k=args.top_k, mode=m),
+                "direct": lambda q, m=mode: retriever.search(q, top_k=args.top_k, mode=m),
                 "grpc": lambda q, m=pb_mode: stub.Search(
                     retrieval_pb2.SearchRequest(query=q, top_k=args.top_k, mode=m)),
                 "rest": lambda q, m=mode: http.post(

@@ -32,4 +32,5 @@ def vector_store_from(settings: EmbeddingSettings, pool: ConnectionPool) -> Vect
         chroma_path=settings.chroma_path,
         bm25_k1=settings.bm25_k1,
         bm25_b=settings.bm25_b,
+        ef_search=settings.hnsw_ef_search,
     )

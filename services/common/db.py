@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.common.errors import Unavailable
 from services.common.health import Probe
+from services.common.vectorstore.pg_bm25 import schema as bm25_schema
 
 if TYPE_CHECKING:
     from services.common.settings import DatabaseSettings
@@ -76,8 +77,9 @@ ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv_length int
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS page int;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS heading text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin_idx ON chunks USING gin (tsv);
+-- m / ef_construction chosen with benchmarks/scale.py (README, "Search at scale").
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
-    ON chunks USING hnsw (embedding vector_cosine_ops);
+    ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 CREATE INDEX IF NOT EXISTS chunks_document_id_idx ON chunks (document_id);
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -168,6 +170,7 @@ def migrate(dsn: str, embedding_dim: int) -> None:
                 f"with {existing} dimensions"
             )
         conn.execute(sql.SQL(_SCHEMA).format(dim=sql.Literal(int(embedding_dim))))
+        conn.execute(bm25_schema())
     logger.info("schema ready (embedding dimension %d)", embedding_dim)
 
 

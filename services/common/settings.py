@@ -88,6 +88,9 @@ class EmbeddingSettings(DatabaseSettings):
     # SQLite FTS5 index uses its built-in 1.2 / 0.75.
     bm25_k1: float = Field(default=0.9, gt=0)
     bm25_b: float = Field(default=0.4, ge=0, le=1)
+    # HNSW candidate list per dense query (pgvector's hnsw.ef_search, raised to top_k
+    # when smaller); recall against speed, see benchmarks/scale.py.
+    hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
 
 
 class AwsSettings(CommonSettings):

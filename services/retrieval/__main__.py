@@ -9,6 +9,7 @@ from services.common.db import postgres_probe, prepare_database
 from services.common.grpc_server import serve_forever
 from services.common.runner import run_service
 from services.retrieval import servicer
+from services.retrieval.batching import BatchingEmbeddings
 from services.retrieval.config import DEFAULT_PORT, RetrievalSettings
 from services.retrieval.rerank import build_reranker
 from services.retrieval.search import Retriever
@@ -25,7 +26,8 @@ async def _serve(settings: RetrievalSettings) -> None:
         device=settings.embedding_device,
     )
     retriever = Retriever(
-        embeddings, vector_store_from(settings, pool), settings.search_policy(), reranker
+        BatchingEmbeddings(embeddings), vector_store_from(settings, pool),
+        settings.search_policy(), reranker,
     )
 
     async def close() -> None:
@@ -34,7 +36,9 @@ async def _serve(settings: RetrievalSettings) -> None:
     await serve_forever(
         settings,
         DEFAULT_PORT,
-        lambda server: servicer.register(server, retriever, embeddings),
+        lambda server: servicer.register(
+            server, retriever, embeddings, settings.search_workers()
+        ),
         close,
         probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
     )

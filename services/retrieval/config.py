@@ -36,6 +36,10 @@ class RetrievalSettings(EmbeddingSettings):
     reranker_model_path: str = ""
     rerank_depth: int = Field(default=50, ge=1, le=1000)
 
+    def search_workers(self) -> int:
+        """Concurrent searches: a hybrid search holds two pooled connections."""
+        return max(1, self.db_pool_max // 2)
+
     def search_policy(self) -> SearchPolicy:
         return SearchPolicy(
             default_mode=self.search_mode,

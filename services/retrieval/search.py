@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -77,6 +79,9 @@ class Retriever:
         self._reranker = reranker
         if self.policy.default_mode not in MODES:
             raise ValueError(f"default mode must be one of {', '.join(MODES)}")
+        # Hybrid search runs its keyword query here, on a connection of its own, while
+        # the calling thread embeds the query and runs the dense one.
+        self._keyword_pool = ThreadPoolExecutor(thread_name_prefix="keyword")
 
     def search(
         self,
@@ -150,8 +155,12 @@ class Retriever:
             return self._dense(query, depth, floor, flt)
         if mode == "keyword":
             return self._keyword(query, depth, flt)
+        keyword_depth = max(depth, policy.keyword_depth)
+        context = contextvars.copy_context()  # the keyword span keeps its parent
+        pending = self._keyword_pool.submit(context.run, self._keyword, query, keyword_depth,
+                                            flt)
         dense = self._dense(query, max(depth, policy.dense_depth), policy.dense_min_score, flt)
-        keyword = self._keyword(query, max(depth, policy.keyword_depth), flt)
+        keyword = pending.result()
         return weighted_rrf(
             [(dense, policy.dense_weight), (keyword, policy.keyword_weight)], policy.rrf_k
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import grpc
@@ -25,9 +28,14 @@ MAX_EMBED_TEXTS = 256
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, retriever: Retriever, embeddings: EmbeddingProvider | None) -> None:
+    def __init__(
+        self, retriever: Retriever, embeddings: EmbeddingProvider | None = None, workers: int = 4
+    ) -> None:
         self._retriever = retriever
         self._embeddings = embeddings
+        # Searches block (model, database); they run here, off the event loop. Each
+        # hybrid search holds two database connections, so `workers` stays within the pool.
+        self._executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="search")
 
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
@@ -35,7 +43,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if request.mode not in _MODE_FROM_PB:
             raise InvalidArgument(f"unknown search mode {request.mode}", field="mode")
         flt = filter_from_pb(request.filter) if request.HasField("filter") else None
-        result = await asyncio.to_thread(
+        search = partial(
             self._retriever.search,
             request.query,
             request.top_k,
@@ -44,6 +52,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             _MODE_FROM_PB[request.mode],
             request.rerank if request.HasField("rerank") else None,
         )
+        context = contextvars.copy_context()  # spans in the worker keep their parent
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor, context.run, search)
         return retrieval_pb2.SearchResponse(
             chunks=[chunk_to_pb(c) for c in result.chunks],
             mode=SEARCH_MODE_TO_PB[result.mode],
@@ -82,10 +93,13 @@ def _embed(embeddings: EmbeddingProvider, texts: list[str]) -> tuple[Any, int]:
 
 
 def register(
-    server: grpc.aio.Server, retriever: Retriever, embeddings: EmbeddingProvider | None = None
+    server: grpc.aio.Server,
+    retriever: Retriever,
+    embeddings: EmbeddingProvider | None = None,
+    workers: int = 4,
 ) -> list[str]:
     """Serve Search (and Embed, when given the embedding model) on `server`."""
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(
-        RetrievalServicer(retriever, embeddings), server
+        RetrievalServicer(retriever, embeddings, workers), server
     )
     return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]

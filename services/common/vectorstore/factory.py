@@ -16,6 +16,7 @@ def build_vector_store(
     chroma_path: str | None = None,
     bm25_k1: float = 0.9,
     bm25_b: float = 0.4,
+    ef_search: int = 100,
 ) -> VectorStore:
     """A store for `backend` ("pgvector" needs `pool`, "chroma" needs `chroma_path`)."""
     name = (backend or "pgvector").strip().lower()
@@ -24,7 +25,7 @@ def build_vector_store(
             raise ValueError("the pgvector backend needs a connection pool")
         from services.common.vectorstore.pgvector import PgVectorStore
 
-        return PgVectorStore(pool, bm25_k1=bm25_k1, bm25_b=bm25_b)
+        return PgVectorStore(pool, bm25_k1=bm25_k1, bm25_b=bm25_b, ef_search=ef_search)
     if name == "chroma":
         if not chroma_path:
             raise ValueError("the chroma backend needs chroma_path")

@@ -23,10 +23,10 @@ from services.common.vectorstore.base import (
     check_query,
     checked_slices,
 )
+from services.common.vectorstore.pg_bm25 import FILTER_JOIN, KEYWORD_SEARCH
 
 logger = logging.getLogger(__name__)
 
-_MIN_EF_SEARCH = 100
 _MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
 # Only the columns the indexer owns are updated: size, hash, object key and creation time
@@ -71,57 +71,24 @@ SELECT chunk_id, document_id, title, source, text, ordinal, page, heading, dista
 FROM hits ORDER BY distance LIMIT %(k)s
 """
 
-# BM25 (Lucene's form) over the english tsvector: idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
-# tf from the lexeme's positions, length = indexed tokens. Corpus statistics are global,
-# so a filter changes which chunks compete, never how a chunk scores. Lexemes are quoted
-# for tsquery input by hand (quote_literal may emit E'' strings, which tsquery rejects).
-_KEYWORD_SEARCH = r"""
-WITH terms AS (
-    SELECT lexeme AS term,
-           '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''' AS quoted
-    FROM unnest(to_tsvector('english', %(q)s))
-), corpus AS (
-    SELECT count(*)::float8 AS n, coalesce(avg(tsv_length), 0)::float8 AS avgdl FROM chunks
-), idf AS (
-    SELECT t.term, ln(1 + (corpus.n - df.n + 0.5) / (df.n + 0.5)) AS w
-    FROM terms t CROSS JOIN corpus
-    CROSS JOIN LATERAL (
-        SELECT count(*)::float8 AS n FROM chunks WHERE tsv @@ t.quoted::tsquery
-    ) df
-), hits AS MATERIALIZED (
-    SELECT c.chunk_id, c.tsv, c.tsv_length
-    FROM chunks c JOIN documents d ON d.document_id = c.document_id
-    WHERE c.tsv @@ (SELECT string_agg(quoted, ' | ')::tsquery FROM terms) AND {conditions}
-), scored AS (
-    SELECT h.chunk_id,
-           sum(idf.w * f.tf * (%(k1)s + 1)
-               / (f.tf + %(k1)s * (1 - %(b)s + %(b)s * h.tsv_length
-                                    / greatest(corpus.avgdl, 1)))) AS score
-    FROM hits h
-    CROSS JOIN LATERAL unnest(h.tsv) u
-    JOIN idf ON idf.term = u.lexeme
-    CROSS JOIN corpus
-    CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS tf) f
-    GROUP BY h.chunk_id
-    ORDER BY score DESC, h.chunk_id
-    LIMIT %(k)s
-)
-SELECT s.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading,
-       s.score
-FROM scored s
-JOIN chunks c ON c.chunk_id = s.chunk_id
-JOIN documents d ON d.document_id = c.document_id
-ORDER BY s.score DESC, s.chunk_id
-"""
-
-
 class PgVectorStore(VectorStore):
     """Chunks in PostgreSQL; the pool's connections must have pgvector registered."""
 
-    def __init__(self, pool: ConnectionPool, bm25_k1: float = 0.9, bm25_b: float = 0.4) -> None:
+    def __init__(
+        self, pool: ConnectionPool, bm25_k1: float = 0.9, bm25_b: float = 0.4,
+        ef_search: int = 100,
+    ) -> None:
+        if not 1 <= ef_search <= _MAX_EF_SEARCH:
+            raise ValueError(f"ef_search must be between 1 and {_MAX_EF_SEARCH}")
         self._pool = pool
+        self._ef_search = int(ef_search)
         self._dim: int | None = None
         self._bm25 = {"k1": float(bm25_k1), "b": float(bm25_b)}
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The connection pool the store searches through."""
+        return self._pool
 
     def dimension(self) -> int:
         """The dimension of chunks.embedding (the schema must have been migrated)."""
@@ -196,7 +163,8 @@ class PgVectorStore(VectorStore):
                 statement = sql.SQL(_EXACT_SEARCH).format(conditions=conditions)
                 rows = conn.execute(statement, params).fetchall()
             else:
-                ef = str(max(_MIN_EF_SEARCH, top_k))
+                # The HNSW scan returns at most ef_search rows: never fewer than k.
+                ef = str(max(self._ef_search, top_k))
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
                 rows = conn.execute(_ANN_SEARCH, params).fetchall()
         results = []
@@ -214,8 +182,10 @@ class PgVectorStore(VectorStore):
         if not text:
             return []
         params: dict[str, Any] = {"q": text, "k": top_k, **self._bm25}
-        conditions = _conditions(flt or SearchFilter(), params)
-        statement = sql.SQL(_KEYWORD_SEARCH).format(conditions=conditions)
+        join: sql.Composable = sql.SQL("")
+        if flt is not None and not flt.is_empty():
+            join = sql.SQL(FILTER_JOIN).format(conditions=_conditions(flt, params))
+        statement = sql.SQL(KEYWORD_SEARCH).format(filter_join=join)
         with self._pool.connection() as conn:
             rows = conn.execute(statement, params).fetchall()
         return [_scored(columns, float(score), "keyword") for *columns, score in rows]

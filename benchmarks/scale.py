@@ -1,0 +1,227 @@
+"""Search at scale: build time, HNSW recall@10 per ef_search, p50/p99 per mode, disk size.
+
+    python benchmarks/scale.py --sizes 100000 [1000000] [--database-url URL]
+
+Synthetic corpus (see README, "Search at scale"):
+- text: words drawn from SciFact's own vocabulary with its empirical frequencies (a
+  Zipf law, stopwords included) and chunk lengths from its documents, so postings
+  lists are as long as a real corpus of that size would make them;
+- vectors: 384-d, clustered like topic-bound sentence embeddings (sqrt(N) random
+  centres, each point a centre plus noise of similar norm, normalised). Uniform random
+  vectors would be HNSW's worst case and nothing like a model's output;
+- queries: SciFact's real queries for keyword search, vectors drawn like the data.
+
+Without --database-url PostgreSQL runs embedded under --work-dir. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg_pool import ConnectionPool
+
+from services.common.db import migrate, open_pool
+from services.common.embeddings import EmbeddingProvider
+from services.common.types import ChunkRecord, DocumentMeta
+from services.common.vectorstore.pgvector import PgVectorStore
+from services.retrieval.search import Retriever, SearchPolicy
+
+DATASET = Path(__file__).resolve().parents[1].parent / "shared/datasets/scifact"
+DOC_CHUNKS = 500  # chunks per synthetic document (one replace_document each)
+HNSW = {"m": 16, "ef_construction": 64}
+
+
+class Corpus:
+    """Words and lengths of a real corpus, to draw synthetic chunks and queries from."""
+
+    def __init__(self, dataset: Path, seed: int) -> None:
+        rows = [json.loads(line) for line in (dataset / "corpus.jsonl").open()]
+        counts: Counter[str] = Counter()
+        lengths = []
+        for row in rows:
+            words = re.findall(r"\w+", f"{row['title']} {row['text']}".lower())
+            counts.update(words)
+            lengths.append(min(max(len(words), 20), 250))  # chunks of <= ~200 tokens
+        self.words = np.array([w for w, _ in counts.most_common()])
+        freq = np.array([c for _, c in counts.most_common()], dtype=np.float64)
+        self.p = freq / freq.sum()
+        self.lengths = np.array(lengths)
+        self.queries = [json.loads(line)["text"] for line in (dataset / "queries.jsonl").open()]
+        self.rng = np.random.default_rng(seed)
+
+    def texts(self, n: int) -> list[str]:
+        lengths = self.rng.choice(self.lengths, n)
+        drawn = self.rng.choice(len(self.words), int(lengths.sum()), p=self.p)
+        out, at = [], 0
+        for length in lengths:
+            out.append(" ".join(self.words[drawn[at:at + length]]))
+            at += length
+        return out
+
+
+class Vectors:
+    """Clustered unit vectors: a point is one of sqrt(N) centres plus noise."""
+
+    def __init__(self, n: int, dim: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed + 1)
+        self.centres = self.rng.standard_normal((max(1, int(n ** 0.5)), dim)).astype(np.float32)
+        self.dim = dim
+
+    def draw(self, n: int) -> np.ndarray:
+        which = self.rng.integers(0, len(self.centres), n)
+        noise = self.rng.standard_normal((n, self.dim)).astype(np.float32)
+        points = self.centres[which] + noise
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+class QueryVectors(EmbeddingProvider):
+    """Hands the retriever the drawn vector of each benchmark query (no model involved)."""
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self._table = table
+
+    @property
+    def model_name(self) -> str:
+        return "synthetic"
+
+    @property
+    def dimension(self) -> int:
+        return len(next(iter(self._table.values())))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._table[t] for t in texts])
+
+
+def build(pool: ConnectionPool, corpus: Corpus, vectors: Vectors, n: int) -> dict[str, Any]:
+    """Load n chunks through the store (postings included), then build the HNSW index."""
+    store = PgVectorStore(pool)
+    with pool.connection() as conn:
+        conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
+        conn.execute("TRUNCATE documents CASCADE")
+    matrix = np.empty((n, vectors.dim), dtype=np.float32)
+    started = time.perf_counter()
+    for start in range(0, n, DOC_CHUNKS):
+        count = min(DOC_CHUNKS, n - start)
+        doc = DocumentMeta(f"s{start}", f"synthetic {start}", "synthetic", "text/plain")
+        chunks = [ChunkRecord(f"c{start + i}", doc.document_id, i, text)
+                  for i, text in enumerate(corpus.texts(count))]
+        matrix[start:start + count] = vectors.draw(count)
+        store.replace_document(doc, chunks, matrix[start:start + count])
+    loaded = time.perf_counter() - started
+    with pool.connection() as conn:
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        conn.execute(
+            f"CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw "
+            f"(embedding vector_cosine_ops) WITH (m = {HNSW['m']}, "
+            f"ef_construction = {HNSW['ef_construction']})"  # constants, not input
+        )
+        conn.commit()
+        conn.autocommit = True  # VACUUM runs outside a transaction
+        conn.execute("VACUUM ANALYZE chunks")
+        conn.execute("VACUUM ANALYZE bm25_postings")
+        conn.autocommit = False
+    built = time.perf_counter() - started - loaded
+    return {"matrix": matrix, "load_s": round(loaded, 1), "hnsw_build_s": round(built, 1)}
+
+
+def recall(pool: ConnectionPool, matrix: np.ndarray, queries: np.ndarray,
+           efs: Sequence[int]) -> dict[str, float]:
+    """recall@10 of the HNSW scan against exact (brute-force) neighbours, per ef_search."""
+    truth = [set(np.argsort(-(matrix @ q))[:10].tolist()) for q in queries]
+    out = {}
+    for ef in efs:
+        store = PgVectorStore(pool, ef_search=ef)
+        found = sum(len(t & {int(c.chunk_id[1:]) for c in store.search(q, 10, min_score=-1)})
+                    for q, t in zip(queries, truth, strict=True))
+        out[str(ef)] = round(found / (10 * len(queries)), 4)
+    return out
+
+
+def percentiles(call: Callable[[str], object], queries: Sequence[str]) -> dict[str, float]:
+    for query in queries[:10]:
+        call(query)
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        call(query)
+        samples.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(statistics.median(samples), 2), "p99": round(cuts[98], 2)}
+
+
+def disk(pool: ConnectionPool) -> dict[str, float]:
+    mib = 1024 * 1024
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT pg_total_relation_size('chunks'),"
+            " pg_relation_size('chunks_embedding_hnsw_idx'),"
+            " pg_total_relation_size('bm25_postings'), pg_database_size(current_database())"
+        ).fetchone()
+    assert row is not None
+    names = ("chunks_mib", "hnsw_mib", "postings_mib", "database_mib")
+    return {name: round(value / mib, 1) for name, value in zip(names, row, strict=True)}
+
+
+def run_size(pool: ConnectionPool, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    corpus, vectors = Corpus(Path(args.dataset), args.seed), Vectors(n, args.dim, args.seed)
+    built = build(pool, corpus, vectors, n)
+    query_vectors = vectors.draw(args.queries)
+    texts = corpus.queries[: args.queries]
+    table = dict(zip(texts, query_vectors, strict=False))
+    retriever = Retriever(QueryVectors(table), PgVectorStore(pool, ef_search=args.ef_search),
+                          SearchPolicy(dense_min_score=-1.0))
+    latency = {mode: percentiles(lambda q, m=mode: retriever.search(q, top_k=10, mode=m), texts)
+               for mode in ("dense", "keyword", "hybrid")}
+    return {"chunks": n, "load_s": built["load_s"], "hnsw_build_s": built["hnsw_build_s"],
+            "recall_at_10": recall(pool, built["matrix"], query_vectors, args.efs),
+            "latency_ms": latency, "disk": disk(pool)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000", help="comma-separated chunk counts")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--efs", default="10,20,40,100,200", help="ef_search values")
+    parser.add_argument("--ef-search", type=int, default=100, help="for the latency runs")
+    parser.add_argument("--dataset", default=str(DATASET))
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--work-dir", default="data/scale")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    args.efs = [int(v) for v in args.efs.split(",")]
+    results = []
+    with ExitStack() as stack:
+        dsn = args.database_url
+        if not dsn:
+            from devstack.postgres import start_postgres
+
+            server = start_postgres(Path(args.work_dir) / "postgres")
+            stack.callback(server.stop)
+            dsn = server.dsn
+        migrate(dsn, args.dim)
+        pool = open_pool(dsn, max_size=4)
+        stack.callback(pool.close)
+        for size in (int(v) for v in args.sizes.split(",")):
+            results.append(run_size(pool, size, args))
+            print(json.dumps(results[-1]), file=sys.stderr)
+    print(json.dumps({"hnsw": HNSW, "ef_search": args.ef_search, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""benchmarks/scale.py on a tiny corpus, so it never rots (figures are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATASET = REPO / "tests" / "fixtures" / "beir-mini"
+
+
+def test_the_scale_benchmark_runs_and_reports_json(
+    tmp_path: Path, make_database: Callable[[str], str]
+) -> None:
+    dsn = make_database("scale_benchmark")
+    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--sizes", "1200,1500",
+         "--dim", "16", "--queries", "12", "--efs", "10,100", "--dataset", str(DATASET),
+         "--database-url", dsn],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["chunks"] for r in report["results"]] == [1200, 1500]
+    for result in report["results"]:
+        assert set(result["recall_at_10"]) == {"10", "100"}
+        assert result["recall_at_10"]["100"] >= 0.9
+        assert set(result["latency_ms"]) == {"dense", "keyword", "hybrid"}
+        assert all(v["p50"] > 0 for v in result["latency_ms"].values())
+        assert result["disk"]["postings_mib"] > 0 and result["hnsw_build_s"] >= 0
