@@ -217,11 +217,13 @@ class Answerer:
 def _checked(question: str, max_tokens: int) -> str:
     question = " ".join(question.split())
     if not question:
-        raise InvalidArgument("The question is empty.")
+        raise InvalidArgument("The question is empty.", field="question")
     if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidArgument(f"The question is longer than {MAX_QUESTION_CHARS} characters.")
+        raise InvalidArgument(
+            f"The question is longer than {MAX_QUESTION_CHARS} characters.", field="question"
+        )
     if max_tokens < 1:
-        raise InvalidArgument("max_tokens must be at least 1.")
+        raise InvalidArgument("max_tokens must be at least 1.", field="max_tokens")
     return question
 
 

@@ -89,9 +89,11 @@ class QueryRewriter:
         """The standalone query. Raises InvalidArgument on an empty question."""
         question = " ".join(question.split())
         if not question:
-            raise InvalidArgument("The question is empty.")
+            raise InvalidArgument("The question is empty.", field="question")
         if len(question) > MAX_QUERY_CHARS:
-            raise InvalidArgument(f"The question is longer than {MAX_QUERY_CHARS} characters.")
+            raise InvalidArgument(
+                f"The question is longer than {MAX_QUERY_CHARS} characters.", field="question"
+            )
         fallback = heuristic_rewrite(question, history)
         if self._llm is None or not any(t.content.strip() for t in history):
             return fallback

@@ -46,7 +46,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return (
             request.question,
             [chunk_from_pb(c) for c in request.context],
-            turns_from_pb(request.history),
+            turns_from_pb(request.history, "history"),
             request.max_tokens or self._default_max_tokens,
         )
 
@@ -78,7 +78,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def RewriteQuery(
         self, request: generation_pb2.RewriteQueryRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.RewriteQueryResponse:
-        history = turns_from_pb(request.history)
+        history = turns_from_pb(request.history, "history")
         result = await asyncio.to_thread(self._rewriter.rewrite, request.question, history)
         return generation_pb2.RewriteQueryResponse(
             query=result.query, rewritten=result.rewritten, method=result.method

@@ -12,6 +12,7 @@ import pytest
 from ragchat.common.v1 import common_pb2
 from ragchat.generation.v1 import generation_pb2, generation_pb2_grpc
 
+from services.common.errors import error_info
 from services.common.grpc_server import start_server
 from services.common.protomap import chunk_to_pb
 from services.common.types import ScoredChunk
@@ -87,3 +88,22 @@ async def test_rewrite_query_uses_the_llm_and_rejects_an_empty_question(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.RewriteQuery(generation_pb2.RewriteQueryRequest(question=" "))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"question": " "}, "question"),
+        ({"question": "Who won?", "max_tokens": -1}, "max_tokens"),
+        ({"question": "Who won?", "history": [common_pb2.Turn(content="hi")]}, "history[0].role"),
+    ],
+)
+async def test_a_bad_generate_request_names_its_field(
+    stub: generation_pb2_grpc.GenerationServiceStub, request_fields: dict, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Generate(generation_pb2.GenerateRequest(**request_fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, bad = error_info(caught.value.trailing_metadata())
+    assert info is not None and info.domain == "ragchat.dev"
+    assert bad is not None and [v.field for v in bad.field_violations] == [field]

@@ -59,6 +59,11 @@ class GenerationServiceServicer:
     def Generate(self, request, context):
         """Answers a question in one response. GenerateStream shares its request on purpose:
         one message, so the two calls can never drift apart.
+        Errors: INVALID_ARGUMENT (question, max_tokens, history: BadRequest names the
+        field; PROMPT_TOO_LONG when the prompt exceeds the LLM's context),
+        RESOURCE_EXHAUSTED (RATE_LIMITED by the upstream LLM, metadata retry_after_s),
+        FAILED_PRECONDITION (LLM_MISCONFIGURED: the LLM refuses the key, model or request),
+        UNAVAILABLE (the LLM cannot be reached).
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -67,6 +72,8 @@ class GenerationServiceServicer:
 
     def GenerateStream(self, request, context):
         """Answers a question, streaming text as it is produced, then the final answer.
+        Errors: as Generate; a failure after the first message ends the stream with that
+        status.
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
@@ -76,6 +83,8 @@ class GenerationServiceServicer:
 
     def RewriteQuery(self, request, context):
         """Rewrites a follow-up question into a standalone search query from the history.
+        Errors: INVALID_ARGUMENT (question, history). An LLM failure is not an error: the
+        deterministic rule answers instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,15 +36,25 @@ class GenerationServiceStub:
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
     """Answers a question in one response. GenerateStream shares its request on purpose:
     one message, so the two calls can never drift apart.
+    Errors: INVALID_ARGUMENT (question, max_tokens, history: BadRequest names the
+    field; PROMPT_TOO_LONG when the prompt exceeds the LLM's context),
+    RESOURCE_EXHAUSTED (RATE_LIMITED by the upstream LLM, metadata retry_after_s),
+    FAILED_PRECONDITION (LLM_MISCONFIGURED: the LLM refuses the key, model or request),
+    UNAVAILABLE (the LLM cannot be reached).
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
     GenerateStream: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateStreamResponse]
     """Answers a question, streaming text as it is produced, then the final answer.
+    Errors: as Generate; a failure after the first message ends the stream with that
+    status.
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     RewriteQuery: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]
-    """Rewrites a follow-up question into a standalone search query from the history."""
+    """Rewrites a follow-up question into a standalone search query from the history.
+    Errors: INVALID_ARGUMENT (question, history). An LLM failure is not an error: the
+    deterministic rule answers instead.
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -54,15 +64,25 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
     """Answers a question in one response. GenerateStream shares its request on purpose:
     one message, so the two calls can never drift apart.
+    Errors: INVALID_ARGUMENT (question, max_tokens, history: BadRequest names the
+    field; PROMPT_TOO_LONG when the prompt exceeds the LLM's context),
+    RESOURCE_EXHAUSTED (RATE_LIMITED by the upstream LLM, metadata retry_after_s),
+    FAILED_PRECONDITION (LLM_MISCONFIGURED: the LLM refuses the key, model or request),
+    UNAVAILABLE (the LLM cannot be reached).
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
     GenerateStream: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateStreamResponse]  # type: ignore[assignment]
     """Answers a question, streaming text as it is produced, then the final answer.
+    Errors: as Generate; a failure after the first message ends the stream with that
+    status.
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     RewriteQuery: _aio.UnaryUnaryMultiCallable[_generation_pb2.RewriteQueryRequest, _generation_pb2.RewriteQueryResponse]  # type: ignore[assignment]
-    """Rewrites a follow-up question into a standalone search query from the history."""
+    """Rewrites a follow-up question into a standalone search query from the history.
+    Errors: INVALID_ARGUMENT (question, history). An LLM failure is not an error: the
+    deterministic rule answers instead.
+    """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Writes answers grounded in retrieved chunks."""
@@ -75,6 +95,11 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_generation_pb2.GenerateResponse, _abc.Awaitable[_generation_pb2.GenerateResponse]]:
         """Answers a question in one response. GenerateStream shares its request on purpose:
         one message, so the two calls can never drift apart.
+        Errors: INVALID_ARGUMENT (question, max_tokens, history: BadRequest names the
+        field; PROMPT_TOO_LONG when the prompt exceeds the LLM's context),
+        RESOURCE_EXHAUSTED (RATE_LIMITED by the upstream LLM, metadata retry_after_s),
+        FAILED_PRECONDITION (LLM_MISCONFIGURED: the LLM refuses the key, model or request),
+        UNAVAILABLE (the LLM cannot be reached).
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
 
@@ -85,6 +110,8 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateStreamResponse], _abc.AsyncIterator[_generation_pb2.GenerateStreamResponse]]:
         """Answers a question, streaming text as it is produced, then the final answer.
+        Errors: as Generate; a failure after the first message ends the stream with that
+        status.
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
@@ -95,6 +122,9 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.RewriteQueryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.RewriteQueryResponse, _abc.Awaitable[_generation_pb2.RewriteQueryResponse]]:
-        """Rewrites a follow-up question into a standalone search query from the history."""
+        """Rewrites a follow-up question into a standalone search query from the history.
+        Errors: INVALID_ARGUMENT (question, history). An LLM failure is not an error: the
+        deterministic rule answers instead.
+        """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -270,6 +270,11 @@ export declare const GenerationService: GenService<{
   /**
    * Answers a question in one response. GenerateStream shares its request on purpose:
    * one message, so the two calls can never drift apart.
+   * Errors: INVALID_ARGUMENT (question, max_tokens, history: BadRequest names the
+   * field; PROMPT_TOO_LONG when the prompt exceeds the LLM's context),
+   * RESOURCE_EXHAUSTED (RATE_LIMITED by the upstream LLM, metadata retry_after_s),
+   * FAILED_PRECONDITION (LLM_MISCONFIGURED: the LLM refuses the key, model or request),
+   * UNAVAILABLE (the LLM cannot be reached).
    * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc ragchat.generation.v1.GenerationService.Generate
@@ -281,6 +286,8 @@ export declare const GenerationService: GenService<{
   },
   /**
    * Answers a question, streaming text as it is produced, then the final answer.
+   * Errors: as Generate; a failure after the first message ends the stream with that
+   * status.
    * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
    *
@@ -293,6 +300,8 @@ export declare const GenerationService: GenService<{
   },
   /**
    * Rewrites a follow-up question into a standalone search query from the history.
+   * Errors: INVALID_ARGUMENT (question, history). An LLM failure is not an error: the
+   * deterministic rule answers instead.
    *
    * @generated from rpc ragchat.generation.v1.GenerationService.RewriteQuery
    */
