@@ -37,9 +37,15 @@ from services.gateway.openai_schemas import (
     ModelList,
     Usage,
 )
-from services.gateway.query import generate, generate_stream, prepare_context, remember
-from services.gateway.schemas import Citation, QueryRequest, SearchMode
-from services.gateway.search import chunk_view
+from services.gateway.query import (
+    citations_view,
+    generate,
+    generate_stream,
+    prepare_context,
+    remember,
+    renumbered_view,
+)
+from services.gateway.schemas import QueryRequest, SearchMode
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
 
@@ -164,10 +170,6 @@ class _Chat:
         return f"data: {json.dumps(data)}\n\n"
 
 
-def _citations(chunks: Sequence[common_pb2.Chunk]) -> list[Citation]:
-    return [chunk_view(c, Citation) for c in chunks]
-
-
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request
@@ -195,7 +197,7 @@ async def chat_completions(
         model=body.model,
         choices=[ChatChoice(message=ChatCompletionMessage(content=answer.answer))],
         usage=chat.usage(answer.answer),
-        citations=_citations(answer.citations),
+        citations=citations_view(answer.citations),
         session_id=chat.session_id or None,
     )
 
@@ -219,8 +221,8 @@ async def _stream(chat: _Chat, slots: capacity.GenerationSlots) -> AsyncIterator
                 # `renumbered`: each [n] as streamed -> its number in `citations` (as
                 # in /query/stream's done event); the non-stream answer is final already.
                 extra: dict[str, Any] = {
-                    "citations": [c.model_dump() for c in _citations(part.citations)],
-                    "renumbered": {str(k): v for k, v in sorted(part.renumbered.items())},
+                    "citations": [c.model_dump() for c in citations_view(part.citations)],
+                    "renumbered": renumbered_view(part),
                 }
                 if chat.session_id:
                     extra["session_id"] = chat.session_id

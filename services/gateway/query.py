@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -22,8 +22,14 @@ from services.gateway.search import chunk_view, search_request
 router = APIRouter(tags=["query"])
 
 
-def _citations(chunks: list[common_pb2.Chunk]) -> list[Citation]:
+def citations_view(chunks: Sequence[common_pb2.Chunk]) -> list[Citation]:
+    """The REST citations of an answer (the objects /query and /v1 return)."""
     return [chunk_view(c, Citation) for c in chunks]
+
+
+def renumbered_view(final: generation_pb2.FinalAnswer) -> dict[str, int]:
+    """`renumbered` as JSON: each [n] as streamed -> its number in the final citations."""
+    return {str(k): v for k, v in sorted(final.renumbered.items())}
 
 
 async def prepare_context(
@@ -104,8 +110,19 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     return QueryResponse(
         answer=answer.answer,
         session_id=session_id,
-        citations=_citations(list(answer.citations)),
+        citations=citations_view(answer.citations),
         refused=answer.refused,
+    )
+
+
+def _generate_request(
+    question: str,
+    chunks: list[common_pb2.Chunk],
+    history: list[common_pb2.Turn],
+    max_tokens: int,
+) -> generation_pb2.GenerateRequest:
+    return generation_pb2.GenerateRequest(
+        question=question, context=chunks, history=history, max_tokens=max_tokens
     )
 
 
@@ -118,9 +135,7 @@ async def generate(
     max_tokens: int = 0,
 ) -> generation_pb2.GenerateResponse:
     """The whole answer from the generation service (max_tokens 0: its default)."""
-    request = generation_pb2.GenerateRequest(
-        question=question, context=chunks, history=history, max_tokens=max_tokens
-    )
+    request = _generate_request(question, chunks, history, max_tokens)
     return await clients.generation.Generate(request, timeout=settings.generate_deadline_s)
 
 
@@ -134,9 +149,7 @@ async def generate_stream(
 ) -> AsyncIterator[str | generation_pb2.FinalAnswer]:
     """Text deltas, then the final message; raises if the stream ends without one."""
     call = clients.generation.GenerateStream(
-        generation_pb2.GenerateRequest(
-            question=question, context=chunks, history=history, max_tokens=max_tokens
-        ),
+        _generate_request(question, chunks, history, max_tokens),
         timeout=settings.generate_deadline_s,
     )
     async for part in call:
@@ -155,11 +168,10 @@ def done_event(session_id: str, final: generation_pb2.FinalAnswer) -> dict[str, 
     done = QueryResponse(
         answer=final.answer,
         session_id=session_id,
-        citations=_citations(list(final.citations)),
+        citations=citations_view(final.citations),
         refused=final.refused,
     )
-    renumbered = {str(k): v for k, v in sorted(final.renumbered.items())}
-    return {**done.model_dump(), "renumbered": renumbered}
+    return {**done.model_dump(), "renumbered": renumbered_view(final)}
 
 
 def _sse(event: str, data: dict[str, object]) -> str:
