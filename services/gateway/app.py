@@ -12,7 +12,16 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import capacity, documents, health, openai_api, query, search, sessions
+from services.gateway import (
+    capacity,
+    documents,
+    health,
+    openai_api,
+    query,
+    search,
+    sessions,
+    webui,
+)
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import (
@@ -66,6 +75,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(openai_api.router)
+    webui.install(app)
     capacity.install(
         app,
         settings.max_concurrent_generations,
