@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import httpx
@@ -11,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
 
+from services.common.db import migrate
 from services.common.grpc_server import start_server
 from services.gateway.app import create_app
 from services.gateway.clients import ServiceClients
@@ -115,3 +117,22 @@ async def test_bad_renames_are_clear_errors(
     assert response.json()["error"] == error
     bad_page = await gateway.get("/sessions", params={"page_token": "garbage"})
     assert bad_page.status_code == 422 and "page_token" in bad_page.json()["detail"]
+
+
+def test_migration_titles_and_dates_sessions_made_before_titles(
+    clean_pool: ConnectionPool, postgres: Any
+) -> None:
+    """A database from before ListSessions: old sessions get their first question as
+    title and their last turn's time, and list in that order."""
+    with clean_pool.connection() as conn:
+        conn.execute("ALTER TABLE sessions DROP COLUMN updated_at, DROP COLUMN title")
+        conn.execute("INSERT INTO sessions (session_id, created_at) VALUES"
+                     " ('old', now() - interval '3 days'), ('older', now() - interval '5 days')")
+        conn.execute(
+            "INSERT INTO turns (session_id, seq, role, content, created_at) VALUES"
+            " ('older', 0, 'user', 'First question?', now() - interval '1 day'),"
+            " ('older', 1, 'assistant', 'Answer.', now() - interval '1 day')")
+    migrate(postgres.dsn, 384)
+    rows = SessionStore(clean_pool).index.page(10, None)
+    assert [(r.session_id, r.title, r.turn_count) for r in rows] == [
+        ("older", "First question?", 2), ("old", "", 0)]
