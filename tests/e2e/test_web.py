@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RunningStack
-from tests.e2e.web_support import WebPage, launch_browser, serious_axe_violations, web_page
+from tests.e2e.web_support import (
+    WebPage,
+    launch_browser,
+    serious_axe_violations,
+    sse_body,
+    web_page,
+)
 
 pytestmark = pytest.mark.e2e
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -75,10 +81,11 @@ def test_upload_shows_live_status_until_indexed(web: WebPage) -> None:
         look();
     })""")
     assert "indexed" in statuses and len(set(statuses) - {"indexed"}) >= 1, statuses
-    expect(rows.filter(has_text="harbour.txt")).to_contain_text(re.compile(r"indexed.*chunks"))
+    expect(rows.filter(has_text="harbour.txt")).to_contain_text(
+        re.compile(r"indexed.*\(1 chunk\)"))
     docs = page.locator("#document-list li")
     harbour = docs.filter(has_text="harbour.txt")
-    expect(harbour).to_contain_text("1 chunks")
+    expect(harbour).to_contain_text("1 chunk ·")
     expect(harbour).to_contain_text("v1")
     expect(harbour).to_contain_text("Tags: handbook, ships")
     web.screenshot("upload-indexed")
@@ -131,11 +138,18 @@ def test_conversation_streams_cites_and_follows_up(
 def test_sessions_continue_rename_and_delete(web: WebPage, platform: RunningStack) -> None:
     sid = platform.http.post("/sessions").json()["session_id"]
     assert platform.http.patch(f"/sessions/{sid}", json={"title": "Old name"}).status_code == 200
+    for _ in range(30):  # a full first page of newer sessions
+        platform.http.post("/sessions")
     page = web.open()
     item = page.locator("#session-list li").filter(has_text="Old name")
+    expect(page.locator("#session-list li")).to_have_count(30)
+    expect(item).to_have_count(0)
+    sidebar = page.get_by_role("navigation", name="Conversations")
+    sidebar.get_by_role("button", name="Show more").click()
+    expect(item).to_have_count(1)
     item.get_by_role("button", name="Rename Old name").click()
-    page.get_by_label("Title").fill("Lighthouse notes")
-    page.get_by_label("Title").press("Enter")
+    page.get_by_label("Title", exact=True).fill("Lighthouse notes")
+    page.get_by_label("Title", exact=True).press("Enter")
     renamed = page.locator("#session-list li").filter(has_text="Lighthouse notes")
     expect(renamed).to_have_count(1)
     assert platform.http.get("/sessions").json()["sessions"][0]["title"] == "Lighthouse notes"
@@ -217,10 +231,6 @@ def test_search_and_refusal_follow_the_settings(web: WebPage, lighthouse: str) -
     assert not serious_axe_violations(page)  # search results and a refusal
 
 
-def _sse(*events: tuple[str, dict[str, Any]]) -> str:
-    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
-
-
 def test_api_failures_show_clear_messages_and_the_page_keeps_working(
     web: WebPage, lighthouse: str
 ) -> None:
@@ -242,7 +252,7 @@ def test_api_failures_show_clear_messages_and_the_page_keeps_working(
     expect(notice).to_contain_text("Try again in 7 s")
     page.unroute("**/query/stream")
     page.route("**/query/stream", lambda r: r.fulfill(
-        status=200, content_type="text/event-stream", body=_sse(
+        status=200, content_type="text/event-stream", body=sse_body(
             ("delta", {"text": "The light"}),
             ("error", {"error": "unavailable", "detail": "generation is down", "status": 503}))))
     answer = _ask(page, "Who built it?")

@@ -7,6 +7,7 @@ statuses it provokes on purpose).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -77,6 +78,11 @@ class WebPage:
                 continue
             out.append(text)
         return out
+
+
+def sse_body(*events: tuple[str, dict[str, Any]]) -> str:
+    """A /query/stream body: `event: name` / `data: json` blocks."""
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
 
 
 def serious_axe_violations(page: Any) -> list[tuple[str, str, list[Any]]]:

@@ -1,7 +1,7 @@
 // Documents: upload with live per-file status, the document list, and search.
 
 import { request, upload } from "./api.js";
-import { $, confirmAction, el, reportError, showPassage } from "./ui.js";
+import { $, confirmAction, count, el, reportError, showPassage } from "./ui.js";
 
 const POLL_MS = 600;
 const FINAL = new Set(["indexed", "failed", "superseded"]);
@@ -35,7 +35,7 @@ async function follow(jobId, view) {
       reportError(error, "Could not read the indexing status");
       return;
     }
-    const chunks = job.status === "indexed" ? `(${job.chunk_count} chunks)` : "";
+    const chunks = job.status === "indexed" ? `(${count(job.chunk_count, "chunk")})` : "";
     view.set(job.status, job.error || chunks);
     if (FINAL.has(job.status)) return;
     await sleep(POLL_MS);
@@ -70,18 +70,25 @@ function documentItem(doc) {
   return el("li", { class: "document" },
     el("span", { class: "doc-name" }, name),
     el("span", { class: "muted small" },
-      `${doc.chunk_count} chunks · v${doc.version} · ${date} · ${doc.status}`),
+      `${count(doc.chunk_count, "chunk")} · v${doc.version} · ${date} · ${doc.status}`),
     el("span", { class: "small" }, `Tags: ${tags}`),
     el("button", { type: "button", class: "link-btn danger-text", "aria-label": `Delete ${name}`,
       onclick: () => removeDocument(doc, name) }, "Delete"));
 }
 
-/** Reload the document list (newest first). */
-export async function refreshDocuments() {
+let nextToken = null;
+
+/** Load the first page of documents (newest first), or with `more` the next one. */
+export async function refreshDocuments(more = false) {
+  const token = more && nextToken ? `&page_token=${encodeURIComponent(nextToken)}` : "";
   try {
-    const page = await request("GET", "/documents?page_size=100");
-    $("document-list").replaceChildren(...page.documents.map(documentItem));
-    $("documents-empty").hidden = page.documents.length > 0;
+    const page = await request("GET", `/documents?page_size=50${token}`);
+    const items = page.documents.map(documentItem);
+    if (token) $("document-list").append(...items);
+    else $("document-list").replaceChildren(...items);
+    nextToken = page.next_page_token;
+    $("documents-more").hidden = !nextToken;
+    $("documents-empty").hidden = $("document-list").children.length > 0;
   } catch (error) {
     reportError(error, "Could not load documents");
   }
@@ -130,5 +137,6 @@ export function bindDocuments() {
     if (event.dataTransfer && event.dataTransfer.files.length) uploadFiles(event.dataTransfer.files);
   });
   $("search-form").addEventListener("submit", search);
-  $("refresh-documents").addEventListener("click", refreshDocuments);
+  $("refresh-documents").addEventListener("click", () => refreshDocuments());
+  $("documents-more").addEventListener("click", () => refreshDocuments(true));
 }

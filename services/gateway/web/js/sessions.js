@@ -2,7 +2,7 @@
 
 import { request } from "./api.js";
 import { currentSession, newChat, openSession, renameCurrent } from "./chat.js";
-import { $, confirmAction, el, openDialog, reportError } from "./ui.js";
+import { $, confirmAction, count, el, openDialog, reportError } from "./ui.js";
 
 const UNTITLED = "Untitled conversation";
 
@@ -18,7 +18,7 @@ function item(session) {
       type: "button", class: "session-open", "aria-current": current ? "true" : undefined,
       onclick: () => openSession(session.session_id, session.title),
     }, el("span", { class: "session-title" }, title),
-    el("span", { class: "muted small" }, `${session.turn_count} turns · ${when(session.updated_at)}`)),
+    el("span", { class: "muted small" }, `${count(session.turn_count, "turn")} · ${when(session.updated_at)}`)),
     el("div", { class: "session-actions" },
       el("button", { type: "button", class: "link-btn", "aria-label": `Rename ${title}`,
         onclick: () => rename(session) }, "Rename"),
@@ -26,12 +26,19 @@ function item(session) {
         onclick: () => remove(session) }, "Delete")));
 }
 
-/** Reload the list (newest activity first). */
-export async function refreshSessions() {
+let nextToken = null;
+
+/** Load the first page (newest activity first), or with `more` the next one. */
+export async function refreshSessions(more = false) {
+  const token = more && nextToken ? `&page_token=${encodeURIComponent(nextToken)}` : "";
   try {
-    const page = await request("GET", "/sessions?page_size=50");
-    $("session-list").replaceChildren(...page.sessions.map(item));
-    $("sessions-empty").hidden = page.sessions.length > 0;
+    const page = await request("GET", `/sessions?page_size=30${token}`);
+    const items = page.sessions.map(item);
+    if (token) $("session-list").append(...items);
+    else $("session-list").replaceChildren(...items);
+    nextToken = page.next_page_token;
+    $("sessions-more").hidden = !nextToken;
+    $("sessions-empty").hidden = $("session-list").children.length > 0;
   } catch (error) {
     reportError(error, "Could not load conversations");
   }
@@ -69,4 +76,5 @@ async function remove(session) {
 
 export function bindSessions() {
   $("new-chat").addEventListener("click", () => { newChat(); refreshSessions(); });
+  $("sessions-more").addEventListener("click", () => refreshSessions(true));
 }

@@ -18,6 +18,9 @@ export function el(tag, attrs = {}, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** "1 chunk", "2 chunks". */
+export const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 let onUnauthorized = () => {};
 
 /** Called with every 401, so that the key prompt opens wherever it came from. */
