@@ -12,16 +12,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import (
-    capacity,
-    documents,
-    health,
-    openai_api,
-    query,
-    search,
-    sessions,
-    webui,
-)
+from services.gateway import capacity, documents, health, openai_api, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import (
@@ -30,6 +21,7 @@ from services.gateway.errors import (
     overloaded_handler,
     validation_error_handler,
 )
+from services.gateway.webui import install as install_webui
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
 _MULTIPART_SLACK = 64 * 1024
@@ -75,7 +67,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(openai_api.router)
-    webui.install(app)
+    install_webui(app)
     capacity.install(
         app,
         settings.max_concurrent_generations,
