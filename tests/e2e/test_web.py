@@ -287,9 +287,13 @@ def test_phone_width_has_no_sideways_scroll_and_reaches_every_control(
         expect(page.get_by_label("Files to upload")).to_be_visible()
         expect(page.get_by_label("Search text")).to_be_visible()
         assert not page.evaluate(wide)
-        page.get_by_role("button", name="Chats").click()
+        page.get_by_role("button", name="Chats").click()  # one panel at a time
         expect(page.get_by_role("button", name="New chat")).to_be_visible()
+        expect(page.get_by_label("Files to upload")).to_be_hidden()
         assert not page.evaluate(wide)
+        page.get_by_role("button", name="New chat").click()  # back to the conversation
+        expect(page.get_by_role("button", name="New chat")).to_be_hidden()
+        expect(page.get_by_role("textbox", name=re.compile("Question"))).to_be_focused()
         phone.screenshot("phone")
 
 

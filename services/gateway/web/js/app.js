@@ -4,7 +4,7 @@ import { settings } from "./api.js";
 import { bindComposer, newChat, setSessionListener } from "./chat.js";
 import { bindDocuments, refreshDocuments } from "./documents.js";
 import { bindSessions, refreshSessions } from "./sessions.js";
-import { $, clearNotice, openDialog, setUnauthorizedHandler } from "./ui.js";
+import { $, bindPanels, clearNotice, openDialog, setUnauthorizedHandler } from "./ui.js";
 
 let settingsOpen = false;
 
@@ -37,18 +37,6 @@ async function openSettings(needKey = false) {
   if (keyChanged) {
     clearNotice();
     loadAll();
-  }
-}
-
-function bindPanels() {
-  for (const [button, panel] of [["toggle-sessions", "sessions-panel"],
-    ["toggle-documents", "documents-panel"]]) {
-    $(button).addEventListener("click", () => {
-      const open = $(button).getAttribute("aria-expanded") !== "true";
-      $(button).setAttribute("aria-expanded", String(open));
-      $(panel).classList.toggle("open", open);
-      if (open) $(panel).querySelector("button, input, a")?.focus();
-    });
   }
 }
 

@@ -2,7 +2,7 @@
 
 import { request } from "./api.js";
 import { currentSession, newChat, openSession, renameCurrent } from "./chat.js";
-import { $, confirmAction, count, el, openDialog, reportError } from "./ui.js";
+import { $, confirmAction, count, el, openDialog, reportError, showPanel } from "./ui.js";
 
 const UNTITLED = "Untitled conversation";
 
@@ -16,7 +16,7 @@ function item(session) {
   return el("li", { class: current ? "session current" : "session" },
     el("button", {
       type: "button", class: "session-open", "aria-current": current ? "true" : undefined,
-      onclick: () => openSession(session.session_id, session.title),
+      onclick: () => { showPanel(null); openSession(session.session_id, session.title); },
     }, el("span", { class: "session-title" }, title),
     el("span", { class: "muted small" }, `${count(session.turn_count, "turn")} · ${when(session.updated_at)}`)),
     el("div", { class: "session-actions" },
@@ -75,6 +75,10 @@ async function remove(session) {
 }
 
 export function bindSessions() {
-  $("new-chat").addEventListener("click", () => { newChat(); refreshSessions(); });
+  $("new-chat").addEventListener("click", () => {
+    showPanel(null);
+    newChat();
+    refreshSessions();
+  });
   $("sessions-more").addEventListener("click", () => refreshSessions(true));
 }

@@ -21,6 +21,28 @@ export const $ = (id) => document.getElementById(id);
 /** "1 chunk", "2 chunks". */
 export const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+const PANELS = [["toggle-sessions", "sessions-panel"], ["toggle-documents", "documents-panel"]];
+
+/** Open one side panel (narrow screens show one at a time), or close all with null. */
+export function showPanel(panelId) {
+  for (const [button, panel] of PANELS) {
+    const open = panel === panelId;
+    $(button).setAttribute("aria-expanded", String(open));
+    $(panel).classList.toggle("open", open);
+  }
+}
+
+/** Panel toggles: each opens its panel (closing the other) or closes it again. */
+export function bindPanels() {
+  for (const [button, panel] of PANELS) {
+    $(button).addEventListener("click", () => {
+      const open = $(button).getAttribute("aria-expanded") !== "true";
+      showPanel(open ? panel : null);
+      if (open) $(panel).querySelector("button, input, a")?.focus();
+    });
+  }
+}
+
 let onUnauthorized = () => {};
 
 /** Called with every 401, so that the key prompt opens wherever it came from. */
