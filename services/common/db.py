@@ -100,12 +100,14 @@ CREATE TABLE IF NOT EXISTS turns (
 ALTER TABLE sessions ADD COLUMN IF NOT EXISTS title text NOT NULL DEFAULT '';
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_name = 'sessions' AND column_name = 'updated_at') THEN
+                   WHERE table_schema = current_schema() AND table_name = 'sessions'
+                   AND column_name = 'updated_at') THEN
         ALTER TABLE sessions ADD COLUMN updated_at timestamptz;
         UPDATE sessions s SET
             updated_at = coalesce((SELECT max(t.created_at) FROM turns t
                                    WHERE t.session_id = s.session_id), s.created_at),
-            title = coalesce((SELECT left(t.content, 80) FROM turns t
+            title = coalesce((SELECT left(regexp_replace(btrim(t.content), '[[:space:]]+',
+                                                         ' ', 'g'), 80) FROM turns t
                               WHERE t.session_id = s.session_id AND t.role = 'user'
                               ORDER BY t.seq LIMIT 1), '');
         ALTER TABLE sessions ALTER COLUMN updated_at SET DEFAULT now(),

@@ -130,7 +130,7 @@ def test_migration_titles_and_dates_sessions_made_before_titles(
                      " ('old', now() - interval '3 days'), ('older', now() - interval '5 days')")
         conn.execute(
             "INSERT INTO turns (session_id, seq, role, content, created_at) VALUES"
-            " ('older', 0, 'user', 'First question?', now() - interval '1 day'),"
+            " ('older', 0, 'user', ' First\n question?', now() - interval '1 day'),"
             " ('older', 1, 'assistant', 'Answer.', now() - interval '1 day')")
     migrate(postgres.dsn, 384)
     rows = SessionStore(clean_pool).index.page(10, None)
