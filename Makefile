@@ -21,6 +21,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json pac
 	# Older checkouts made the repo importable with a hand-written .pth; it would mask the above.
 	$(BIN)/python -c "import sysconfig, pathlib; (pathlib.Path(sysconfig.get_paths()['purelib']) / 'ragchat.pth').unlink(missing_ok=True)"
 	npm ci --no-audit --no-fund --silent
+	# Debian's chromium drives the browser tests (tests/e2e/test_web*.py); as root, install it.
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium; }; }; } \
+		|| echo "chromium is missing: the browser tests need it (apt-get install chromium, as root)"
 	touch $(STAMP)
 
 run: install

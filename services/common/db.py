@@ -95,6 +95,27 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (session_id, seq)
 );
+-- Session titles and last activity (the memory service's ListSessions/UpdateSession);
+-- existing sessions get their first question as title and their last turn's time.
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS title text NOT NULL DEFAULT '';
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'sessions'
+                   AND column_name = 'updated_at') THEN
+        ALTER TABLE sessions ADD COLUMN updated_at timestamptz;
+        UPDATE sessions s SET
+            updated_at = coalesce((SELECT max(t.created_at) FROM turns t
+                                   WHERE t.session_id = s.session_id), s.created_at),
+            title = coalesce((SELECT left(regexp_replace(btrim(t.content), '[[:space:]]+',
+                                                         ' ', 'g'), 80) FROM turns t
+                              WHERE t.session_id = s.session_id AND t.role = 'user'
+                              ORDER BY t.seq LIMIT 1), '');
+        ALTER TABLE sessions ALTER COLUMN updated_at SET DEFAULT now(),
+            ALTER COLUMN updated_at SET NOT NULL;
+    END IF;
+END $$;
+-- Keyset paging of ListSessions: (updated_at, session_id) scanned backwards.
+CREATE INDEX IF NOT EXISTS sessions_updated_at_id_idx ON sessions (updated_at, session_id);
 
 -- Versions: documents.version is the latest uploaded version; a job indexes one version
 -- and may commit only while it is still the latest (checked under the row lock).

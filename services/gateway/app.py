@@ -21,6 +21,7 @@ from services.gateway.errors import (
     overloaded_handler,
     validation_error_handler,
 )
+from services.gateway.webui import install as install_webui
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
 _MULTIPART_SLACK = 64 * 1024
@@ -66,6 +67,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(openai_api.router)
+    install_webui(app)
     capacity.install(
         app,
         settings.max_concurrent_generations,

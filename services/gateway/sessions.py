@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from google.protobuf import timestamp_pb2
+from pydantic import BaseModel, ConfigDict, Field
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
@@ -11,6 +16,72 @@ from services.gateway.schemas import IdempotencyKey, SessionCreated, SessionView
 
 router = APIRouter()
 _ROLES = {common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
+MAX_PAGE_SIZE = 500
+
+
+class SessionSummaryView(BaseModel):
+    session_id: str
+    title: str = Field(description="renamed title, else the start of the first question")
+    created_at: datetime
+    updated_at: datetime = Field(description="last turn or rename")
+    turn_count: int
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionSummaryView]
+    next_page_token: str | None = Field(
+        default=None, description="opaque; pass as page_token for the next page"
+    )
+
+
+class SessionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+
+
+def _time(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _summary_view(s: memory_pb2.SessionSummary) -> SessionSummaryView:
+    return SessionSummaryView(
+        session_id=s.session_id,
+        title=s.title,
+        created_at=_time(s.create_time),
+        updated_at=_time(s.update_time),
+        turn_count=s.turn_count,
+    )
+
+
+@router.get("/sessions", response_model=SessionPage, tags=["sessions"])
+async def list_sessions(
+    request: Request,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    page_token: str = "",
+) -> SessionPage:
+    """Conversations, most recently updated first, in keyset pages."""
+    clients: ServiceClients = request.app.state.clients
+    page = await clients.memory.ListSessions(
+        memory_pb2.ListSessionsRequest(page_size=page_size, page_token=page_token),
+        timeout=request.app.state.settings.deadline_s,
+    )
+    return SessionPage(
+        sessions=[_summary_view(s) for s in page.sessions],
+        next_page_token=page.next_page_token or None,
+    )
+
+
+@router.patch("/sessions/{session_id}", response_model=SessionSummaryView, tags=["sessions"])
+async def update_session(
+    session_id: str, body: SessionPatch, request: Request
+) -> SessionSummaryView:
+    """Rename a conversation."""
+    clients: ServiceClients = request.app.state.clients
+    updated = await clients.memory.UpdateSession(
+        memory_pb2.UpdateSessionRequest(session_id=session_id, title=body.title),
+        timeout=request.app.state.settings.deadline_s,
+    )
+    return _summary_view(updated.session)
 
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])

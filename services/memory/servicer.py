@@ -12,6 +12,7 @@ from services.common.errors import InvalidArgument
 from services.common.idempotency import request_key
 from services.common.protomap import timestamp, turn_to_pb, turns_from_pb
 from services.common.telemetry import ATTR_SESSION_ID
+from services.memory import listing
 from services.memory.store import SessionStore
 
 
@@ -66,6 +67,35 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         key = request_key("memory.DeleteSession", request)
         await asyncio.to_thread(self._store.delete, _require_id(request.session_id), key)
         return memory_pb2.DeleteSessionResponse()
+
+    async def ListSessions(
+        self, request: memory_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.ListSessionsResponse:
+        size = listing.page_size(request.page_size)
+        after = listing.decode_token(request.page_token)
+        # One extra row tells whether another page exists.
+        rows = await asyncio.to_thread(self._store.index.page, size + 1, after)
+        token = listing.encode_token(rows[size - 1]) if len(rows) > size else ""
+        return memory_pb2.ListSessionsResponse(
+            sessions=[_summary_pb(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def UpdateSession(
+        self, request: memory_pb2.UpdateSessionRequest, context: grpc.aio.ServicerContext
+    ) -> memory_pb2.UpdateSessionResponse:
+        session_id = _require_id(request.session_id)
+        summary = await asyncio.to_thread(self._store.index.rename, session_id, request.title)
+        return memory_pb2.UpdateSessionResponse(session=_summary_pb(summary))
+
+
+def _summary_pb(summary: listing.SessionSummary) -> memory_pb2.SessionSummary:
+    return memory_pb2.SessionSummary(
+        session_id=summary.session_id,
+        title=summary.title,
+        create_time=timestamp(summary.created_at),
+        update_time=timestamp(summary.updated_at),
+        turn_count=summary.turn_count,
+    )
 
 
 def register(server: grpc.aio.Server, store: SessionStore) -> list[str]:

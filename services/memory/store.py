@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from services.common.errors import InvalidArgument, NotFound
 from services.common.idempotency import Outcome, RequestKey, RequestLog
 from services.common.types import HistoryTurn
+from services.memory.listing import SessionIndex, default_title
 
 ROLES = ("user", "assistant")
 MAX_TURN_CHARS = 100_000
@@ -43,6 +44,7 @@ class SessionStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self.requests = RequestLog(pool)
+        self.index = SessionIndex(pool)
 
     def create(self, key: RequestKey | None = None) -> Session:
         def work(conn: Connection[Any]) -> Outcome:
@@ -98,6 +100,12 @@ class SessionStore:
                     "INSERT INTO turns (session_id, seq, role, content) VALUES (%s, %s, %s, %s)",
                     [(session_id, start + i, t.role, t.content) for i, t in enumerate(turns)],
                 )
+            # An untitled session takes its first question as title.
+            conn.execute(
+                "UPDATE sessions SET updated_at = now(),"
+                " title = CASE WHEN title = '' THEN %s ELSE title END WHERE session_id = %s",
+                (default_title(turns), session_id),
+            )
             return {"turn_count": start + len(turns)}
 
         return int(self.requests.once(key, work)["turn_count"])

@@ -65,6 +65,16 @@ class MemoryServiceStub:
                 request_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionRequest.SerializeToString,
                 response_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionResponse.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/ragchat.memory.v1.MemoryService/ListSessions',
+                request_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSession = channel.unary_unary(
+                '/ragchat.memory.v1.MemoryService/UpdateSession',
+                request_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionRequest.SerializeToString,
+                response_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -116,6 +126,22 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """Lists sessions, most recently updated first, in keyset pages.
+        Errors: INVALID_ARGUMENT (page_size, page_token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSession(self, request, context):
+        """Changes a session's title.
+        Errors: INVALID_ARGUMENT (session_id, title), NOT_FOUND (SESSION_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +164,16 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.DeleteSession,
                     request_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionRequest.FromString,
                     response_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsRequest.FromString,
+                    response_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'UpdateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSession,
+                    request_deserializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionRequest.FromString,
+                    response_serializer=ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +295,60 @@ class MemoryService:
             '/ragchat.memory.v1.MemoryService/DeleteSession',
             ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionRequest.SerializeToString,
             ragchat_dot_memory_dot_v1_dot_memory__pb2.DeleteSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragchat.memory.v1.MemoryService/ListSessions',
+            ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsRequest.SerializeToString,
+            ragchat_dot_memory_dot_v1_dot_memory__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragchat.memory.v1.MemoryService/UpdateSession',
+            ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionRequest.SerializeToString,
+            ragchat_dot_memory_dot_v1_dot_memory__pb2.UpdateSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,14 @@ class MemoryServiceStub:
     Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
     ALREADY_EXISTS (REQUEST_ID_REUSED).
     """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_memory_pb2.ListSessionsRequest, _memory_pb2.ListSessionsResponse]
+    """Lists sessions, most recently updated first, in keyset pages.
+    Errors: INVALID_ARGUMENT (page_size, page_token).
+    """
+    UpdateSession: _grpc.UnaryUnaryMultiCallable[_memory_pb2.UpdateSessionRequest, _memory_pb2.UpdateSessionResponse]
+    """Changes a session's title.
+    Errors: INVALID_ARGUMENT (session_id, title), NOT_FOUND (SESSION_NOT_FOUND).
+    """
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
@@ -98,6 +106,14 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     again instead of failing NOT_FOUND.
     Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
     ALREADY_EXISTS (REQUEST_ID_REUSED).
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_memory_pb2.ListSessionsRequest, _memory_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """Lists sessions, most recently updated first, in keyset pages.
+    Errors: INVALID_ARGUMENT (page_size, page_token).
+    """
+    UpdateSession: _aio.UnaryUnaryMultiCallable[_memory_pb2.UpdateSessionRequest, _memory_pb2.UpdateSessionResponse]  # type: ignore[assignment]
+    """Changes a session's title.
+    Errors: INVALID_ARGUMENT (session_id, title), NOT_FOUND (SESSION_NOT_FOUND).
     """
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +171,26 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         again instead of failing NOT_FOUND.
         Errors: INVALID_ARGUMENT (session_id, request_id), NOT_FOUND (SESSION_NOT_FOUND),
         ALREADY_EXISTS (REQUEST_ID_REUSED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _memory_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_pb2.ListSessionsResponse, _abc.Awaitable[_memory_pb2.ListSessionsResponse]]:
+        """Lists sessions, most recently updated first, in keyset pages.
+        Errors: INVALID_ARGUMENT (page_size, page_token).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSession(
+        self,
+        request: _memory_pb2.UpdateSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_pb2.UpdateSessionResponse, _abc.Awaitable[_memory_pb2.UpdateSessionResponse]]:
+        """Changes a session's title.
+        Errors: INVALID_ARGUMENT (session_id, title), NOT_FOUND (SESSION_NOT_FOUND).
         """
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

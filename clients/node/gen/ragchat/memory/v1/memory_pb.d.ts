@@ -220,6 +220,157 @@ export declare type DeleteSessionResponse = Message<"ragchat.memory.v1.DeleteSes
 export declare const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse>;
 
 /**
+ * Which page of sessions to list.
+ *
+ * @generated from message ragchat.memory.v1.ListSessionsRequest
+ */
+export declare type ListSessionsRequest = Message<"ragchat.memory.v1.ListSessionsRequest"> & {
+  /**
+   * Optional. Maximum sessions to return, 1 to 500; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Optional. The opaque next_page_token of a previous response.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message ragchat.memory.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export declare const ListSessionsRequestSchema: GenMessage<ListSessionsRequest>;
+
+/**
+ * A session's summary, without its turns.
+ *
+ * @generated from message ragchat.memory.v1.SessionSummary
+ */
+export declare type SessionSummary = Message<"ragchat.memory.v1.SessionSummary"> & {
+  /**
+   * Output only. Its id.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Output only. Its title: set by UpdateSession, else the start of its first
+   * question; empty while it has no turns.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * Output only. When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When it last changed (a turn appended or a rename).
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Output only. How many turns it holds.
+   *
+   * @generated from field: int32 turn_count = 5;
+   */
+  turnCount: number;
+};
+
+/**
+ * Describes the message ragchat.memory.v1.SessionSummary.
+ * Use `create(SessionSummarySchema)` to create a new message.
+ */
+export declare const SessionSummarySchema: GenMessage<SessionSummary>;
+
+/**
+ * A page of sessions.
+ *
+ * @generated from message ragchat.memory.v1.ListSessionsResponse
+ */
+export declare type ListSessionsResponse = Message<"ragchat.memory.v1.ListSessionsResponse"> & {
+  /**
+   * Output only. The sessions, most recently updated first.
+   *
+   * @generated from field: repeated ragchat.memory.v1.SessionSummary sessions = 1;
+   */
+  sessions: SessionSummary[];
+
+  /**
+   * Output only. Pass to the next call for more; empty on the last page. A session
+   * updated between calls moves to the front and may be missed or seen twice.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message ragchat.memory.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export declare const ListSessionsResponseSchema: GenMessage<ListSessionsResponse>;
+
+/**
+ * A session's new title.
+ *
+ * @generated from message ragchat.memory.v1.UpdateSessionRequest
+ */
+export declare type UpdateSessionRequest = Message<"ragchat.memory.v1.UpdateSessionRequest"> & {
+  /**
+   * Required. The session id.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Required. The new title: 1 to 200 characters, not only spaces.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+};
+
+/**
+ * Describes the message ragchat.memory.v1.UpdateSessionRequest.
+ * Use `create(UpdateSessionRequestSchema)` to create a new message.
+ */
+export declare const UpdateSessionRequestSchema: GenMessage<UpdateSessionRequest>;
+
+/**
+ * The session after the change.
+ *
+ * @generated from message ragchat.memory.v1.UpdateSessionResponse
+ */
+export declare type UpdateSessionResponse = Message<"ragchat.memory.v1.UpdateSessionResponse"> & {
+  /**
+   * Output only. The session's summary.
+   *
+   * @generated from field: ragchat.memory.v1.SessionSummary session = 1;
+   */
+  session?: SessionSummary | undefined;
+};
+
+/**
+ * Describes the message ragchat.memory.v1.UpdateSessionResponse.
+ * Use `create(UpdateSessionResponseSchema)` to create a new message.
+ */
+export declare const UpdateSessionResponseSchema: GenMessage<UpdateSessionResponse>;
+
+/**
  * Stores conversation sessions and their turns.
  *
  * Field behaviour is marked in each field's comment: "Required", "Optional" or
@@ -281,6 +432,28 @@ export declare const MemoryService: GenService<{
     methodKind: "unary";
     input: typeof DeleteSessionRequestSchema;
     output: typeof DeleteSessionResponseSchema;
+  },
+  /**
+   * Lists sessions, most recently updated first, in keyset pages.
+   * Errors: INVALID_ARGUMENT (page_size, page_token).
+   *
+   * @generated from rpc ragchat.memory.v1.MemoryService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * Changes a session's title.
+   * Errors: INVALID_ARGUMENT (session_id, title), NOT_FOUND (SESSION_NOT_FOUND).
+   *
+   * @generated from rpc ragchat.memory.v1.MemoryService.UpdateSession
+   */
+  updateSession: {
+    methodKind: "unary";
+    input: typeof UpdateSessionRequestSchema;
+    output: typeof UpdateSessionResponseSchema;
   },
 }>;
 
