@@ -12,6 +12,7 @@ a lift must be worth a redeploy (`margin`). It must also not lose more than
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -54,6 +55,14 @@ def paired(champion: dict[str, float], challenger: dict[str, float], margin: flo
                   diff=mean(diffs), se=se, required=max(margin, Z_ONE_SIDED_95 * se), queries=n)
 
 
+@functools.lru_cache(maxsize=2)
+def _provider(generation: Any) -> Any:
+    """One LLM per generation settings (they are frozen, hence hashable)."""
+    from services.generation.providers.factory import provider_from_settings
+
+    return provider_from_settings(generation)
+
+
 def answer_scores(
     harness: Harness, settings: dict[str, Any], gold: Sequence[GoldAnswer], limit: int | None,
     progress: bool,
@@ -61,11 +70,10 @@ def answer_scores(
     """The answer evaluation (EM, F1, refusal rates) of `settings` on `gold`."""
     from services.generation.answering import Answerer
     from services.generation.config import GenerationSettings
-    from services.generation.providers.factory import provider_from_settings
 
     generation = GenerationSettings(**{k: v for k, v in settings.items()
                                        if k in GenerationSettings.model_fields})
-    answerer = Answerer(provider_from_settings(generation),
+    answerer = Answerer(_provider(generation),
                         max_context_chunks=generation.max_context_chunks,
                         min_support=generation.min_answer_support)
     retriever, mode = harness.retriever(settings)

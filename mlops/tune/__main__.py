@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experiment", default="ragchat-tune")
     parser.add_argument("--register", action="store_true",
                         help="register the best configuration as ragchat-rag@challenger")
+    parser.add_argument("--also-score", choices=("fit", "dev", "train"), default=None,
+                        help="score today's and the best configuration on this split too "
+                        "(e.g. fit, so overfitting to dev shows)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.trials < 1:
@@ -73,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'configuration':<16} {args.split + ' nDCG@10':>14}")
     print(f"{'today (trial 0)':<16} {result['baseline']:>14.4f}")
     print(f"{'best':<16} {result['best']:>14.4f}   trial {result['best_trial']}")
+    if "also" in result:
+        also = result["also"]
+        print(f"{also['split']} nDCG@10: today {also['baseline']:.4f}, best {also['best']:.4f}"
+              f" ({also['queries']} queries)")
     print(json.dumps(result))
     return 0
 

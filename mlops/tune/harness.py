@@ -7,6 +7,7 @@ cache) the first time a configuration asks for it, and kept open after.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -32,6 +33,12 @@ from services.retrieval.search import Retriever
 logger = logging.getLogger(__name__)
 
 TOP_K = 10  # nDCG@10
+
+
+@functools.lru_cache(maxsize=2)
+def _model(provider: str, path: str, device: str) -> EmbeddingProvider:
+    """The embedding model, loaded once per process (promotion scores two datasets)."""
+    return build_embeddings(provider, path or None, device)
 
 
 class _QueryMemo:
@@ -61,8 +68,8 @@ class Harness:
         self._stack = ExitStack()
         service = RetrievalSettings()
         self._service = service
-        inner = build_embeddings(service.embedding_provider,
-                                 service.embedding_model_path or None, service.embedding_device)
+        inner = _model(service.embedding_provider, service.embedding_model_path,
+                       service.embedding_device)
         self._cached = CachedEmbeddings(inner, cache_dir / "embeddings.sqlite3")
         self._stack.callback(self._cached.close)
         self.embeddings = cast(EmbeddingProvider, _QueryMemo(self._cached))

@@ -68,7 +68,11 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
                        show_progress_bar=not args.no_progress, gc_after_trial=False)
     finish_parent(study, run_id, work_dir / "plots")
     best = study.best_trial
-    baseline = next((t for t in study.trials if t.user_attrs.get("baseline")), None)
+    baseline = next((t for t in study.trials if t.user_attrs.get("baseline")
+                     and t.state == optuna.trial.TrialState.COMPLETE), None)
+    also = None
+    if args.also_score:
+        also = score_on(args, work_dir, base, best.user_attrs.get(SETTINGS_ATTR, base))
     result: dict[str, Any] = {
         "study": spec.name, "trials": len(study.trials), "split": args.split,
         "queries": len(query_ids), "best_trial": best.number,
@@ -76,6 +80,8 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": round(float(baseline.value), 4) if baseline and baseline.value else 0.0,
         "best_settings": best.user_attrs.get(SETTINGS_ATTR, {}), "mlflow_parent_run": run_id,
     }
+    if also is not None:
+        result["also"] = also
     if args.register:
         from mlops.registry.store import register
 
@@ -83,3 +89,18 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
                               source=f"tune:{spec.name}#{best.number}", uri=args.mlflow_uri)
         result["registered_version"] = registered.version
     return result
+
+
+def score_on(args: argparse.Namespace, work_dir: Path, base: dict[str, Any],
+             best: dict[str, Any]) -> dict[str, Any]:
+    """Today's and the best configuration's nDCG@10 on --also-score's split (same index)."""
+    dataset = load_split(args.dataset, args.also_score)
+    qids = sorted(dataset.queries)
+    with Harness(dataset, work_dir, Path(args.cache_dir), not args.no_progress) as harness:
+        before, after = harness.ndcg(base, qids), harness.ndcg(best, qids)
+    return {"split": args.also_score, "queries": len(qids), "baseline": _mean(before),
+            "best": _mean(after)}
+
+
+def _mean(scores: dict[str, float]) -> float:
+    return round(sum(scores.values()) / max(1, len(scores)), 4)

@@ -23,6 +23,7 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 SETTINGS_ATTR = "settings"
 BATCHES = 4  # intermediate nDCG reports per trial, for the pruner
 METRIC = "dev_ndcg_at_10"
+HEARTBEAT_S = 5
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ def open_study(spec: StudySpec, base: dict[str, Any]) -> optuna.Study:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    study = optuna.create_study(study_name=spec.name, storage=spec.storage, sampler=sampler,
+    # A trial whose process died (no heartbeat for HEARTBEAT_S * 2) is failed and run
+    # again with the same parameters, so an interrupted study loses no trial.
+    storage = optuna.storages.RDBStorage(
+        spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2))
+    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
                                 pruner=pruner, direction="maximize", load_if_exists=True)
     if not study.trials:
         study.enqueue_trial(baseline_params(base), user_attrs={"baseline": True})
