@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from devstack.postgres import free_port
+from devstack.supervisor import Child
 
 logger = logging.getLogger(__name__)
 
@@ -63,29 +67,76 @@ class MlflowServer:
     root: Path
     process: subprocess.Popen[bytes]
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
         self.process.terminate()
         try:
             self.process.wait(15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+        return self.process.returncode
 
 
-def start_mlflow(root: Path, port: int, host: str = "127.0.0.1",
-                 timeout_s: float = 180.0) -> MlflowServer:
-    """Start the server with its log in root/server.log and wait until it answers."""
+def launch(root: Path, port: int, host: str = "127.0.0.1") -> MlflowServer:
+    """Start the server (log in root/server.log) without waiting for it."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / "server.log").open("ab") as log:
         proc = subprocess.Popen(server_command(root, host, port), stdout=log,
                                 stderr=subprocess.STDOUT, env=server_env())
-    uri = f"http://{host}:{port}"
+    return MlflowServer(f"http://{host}:{port}", root, proc)
+
+
+def ready(server: MlflowServer, timeout_s: float = 180.0) -> MlflowServer:
+    """Wait until `server` answers; on failure kill it and raise with its log's tail."""
     try:
-        wait_ready(uri, proc, timeout_s)
+        wait_ready(server.uri, server.process, timeout_s)
     except RuntimeError as exc:
-        proc.kill()
-        proc.wait(5)
-        tail = (root / "server.log").read_text(errors="replace")[-2000:]
+        server.process.kill()
+        server.process.wait(5)
+        tail = (server.root / "server.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{exc}; log tail:\n{tail}") from exc
-    logger.info("MLflow tracking server at %s (data in %s)", uri, root)
-    return MlflowServer(uri, root, proc)
+    logger.info("MLflow tracking server at %s (data in %s)", server.uri, server.root)
+    return server
+
+
+def start_mlflow(root: Path, port: int, host: str = "127.0.0.1",
+                 timeout_s: float = 180.0) -> MlflowServer:
+    """Start the server and wait until it answers."""
+    return ready(launch(root, port, host), timeout_s)
+
+
+class MlflowChild(Child):
+    """The tracking server under the devstack supervisor; restarted on the same port
+    (its state is in root: the SQLite database and the artifacts)."""
+
+    def __init__(self, root: Path, port: int = 0) -> None:
+        super().__init__("mlflow")
+        self.root, self.port = root, port
+        self.server: MlflowServer | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Launch (not waiting: see wait_ready)."""
+        if self.server is not None:
+            self.server.stop()
+        self.port = self.port or free_port()
+        self.server = launch(self.root, self.port)
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        assert self.server is not None
+        ready(self.server, timeout_s)
+
+    def exit_status(self) -> str | None:
+        if self.server is None or self.server.process.poll() is None:
+            return None
+        return f"exited with code {self.server.process.returncode}"
+
+    def stop(self) -> int | None:
+        return self.server.stop() if self.server is not None else None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.server is not None and self.server.process.poll() is None:
+            self.server.process.send_signal(sig)

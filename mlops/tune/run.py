@@ -46,17 +46,7 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(args.dataset)
     work_dir.mkdir(parents=True, exist_ok=True)
     base = default_settings()
-    spec = StudySpec(
-        name=args.study_name or f"tune-{Path(args.dataset).resolve().name}",
-        storage=args.storage or f"sqlite:///{(work_dir / 'optuna.db').resolve()}",
-        seed=args.seed,
-        chunk_tokens=args.chunk_tokens or [base["chunk_tokens"]],
-        chunk_overlaps=args.chunk_overlaps or [base["chunk_overlap_tokens"]],
-        experiment=args.experiment, mlflow_uri=args.mlflow_uri)
-    if base["chunk_tokens"] not in spec.chunk_tokens or \
-            base["chunk_overlap_tokens"] not in spec.chunk_overlaps:
-        raise ValueError("--chunk-tokens/--chunk-overlaps must include today's chunking "
-                         f"({base['chunk_tokens']}/{base['chunk_overlap_tokens']})")
+    spec = study_spec(args, base, work_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(spec, base)
     run_id, experiment_id = parent_run(study, spec, {
@@ -89,6 +79,22 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
                               source=f"tune:{spec.name}#{best.number}", uri=args.mlflow_uri)
         result["registered_version"] = registered.version
     return result
+
+
+def study_spec(args: argparse.Namespace, base: dict[str, Any], work_dir: Path) -> StudySpec:
+    """The study the arguments name; its chunking choices must include today's."""
+    spec = StudySpec(
+        name=args.study_name or f"tune-{Path(args.dataset).resolve().name}",
+        storage=args.storage or f"sqlite:///{(work_dir / 'optuna.db').resolve()}",
+        seed=args.seed,
+        chunk_tokens=args.chunk_tokens or [base["chunk_tokens"]],
+        chunk_overlaps=args.chunk_overlaps or [base["chunk_overlap_tokens"]],
+        experiment=args.experiment, mlflow_uri=args.mlflow_uri)
+    if base["chunk_tokens"] not in spec.chunk_tokens or \
+            base["chunk_overlap_tokens"] not in spec.chunk_overlaps:
+        raise ValueError("--chunk-tokens/--chunk-overlaps must include today's chunking "
+                         f"({base['chunk_tokens']}/{base['chunk_overlap_tokens']})")
+    return spec
 
 
 def score_on(args: argparse.Namespace, work_dir: Path, base: dict[str, Any],

@@ -52,6 +52,12 @@ def open_study(spec: StudySpec, base: dict[str, Any]) -> optuna.Study:
         failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2))
     study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
                                 pruner=pruner, direction="maximize", load_if_exists=True)
+    space = {"chunk_tokens": list(spec.chunk_tokens), "chunk_overlaps": list(spec.chunk_overlaps)}
+    stored = study.user_attrs.get("space")
+    if stored is not None and stored != space:
+        raise ValueError(f"study {spec.name} searches chunkings {stored}, "
+                         f"not {space}: pass the same choices, or a new --study-name")
+    study.set_user_attr("space", space)
     if not study.trials:
         study.enqueue_trial(baseline_params(base), user_attrs={"baseline": True})
     return study
