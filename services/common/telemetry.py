@@ -118,9 +118,9 @@ class SkipOrphanClientSpans(Sampler):
         return "SkipOrphanClientSpans"
 
 
-def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
-    """Install a global tracer provider exporting where the settings say."""
-    resource = Resource.create(
+def service_resource(service_name: str, settings: CommonSettings) -> Resource:
+    """What every span of this process carries: service, environment, serving config."""
+    return Resource.create(
         {
             "service.name": service_name,
             "service.namespace": "ragchat",
@@ -128,6 +128,11 @@ def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvid
             ATTR_CONFIG_VERSION: settings.config_version or "env",
         }
     )
+
+
+def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
+    """Install a global tracer provider exporting where the settings say."""
+    resource = service_resource(service_name, settings)
     provider = TracerProvider(resource=resource, sampler=ParentBased(root=SkipOrphanClientSpans()))
     exporter = settings.otel_exporter
     if exporter == "none" and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):

@@ -14,11 +14,14 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlflow.tracking import MlflowClient
 from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from devstack.postgres import free_port
+from mlops.evaluate_rag.tracking import CONFIG_VERSION_TAG, log_run
 from mlops.registry.config import CHAMPION
 from mlops.registry.store import register
+from services.common.serving_config import resolve
 from tests.support.mlflow_server import MlflowServer
 
 URI = "models:/ragchat-rag@champion"
@@ -103,3 +106,15 @@ def test_an_unreachable_registry_stops_start_up_with_a_clear_error() -> None:
         error = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert "MLflow server" in error and "unreachable" in error
     assert "Traceback" not in error
+
+
+def test_evaluation_runs_are_tagged_with_the_config_version(
+    mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = register({}, {"dev_ndcg_at_10": 0.5}, CHAMPION, uri=mlflow_server.uri).version
+    monkeypatch.setenv("RAGCHAT_CONFIG_URI", URI)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    resolve.cache_clear()
+    run_id = log_run("tagged", "eval", {}, {"ndcg@10": 0.5}, uri=mlflow_server.uri)
+    tags = MlflowClient(mlflow_server.uri).get_run(run_id).data.tags
+    assert tags[CONFIG_VERSION_TAG] == f"ragchat-rag/{version}"
