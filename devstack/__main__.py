@@ -50,6 +50,12 @@ def build_config(argv: Sequence[str] | None = None,
              "worker +4 (default $RAGCHAT_GRPC_PORT_BASE or 50051; 0 = free ports)")
     parser.add_argument("--grpc-port", type=_named_port, action="append", default=[],
                         metavar="NAME=PORT", help="one service's gRPC port (repeatable)")
+    parser.add_argument("--mlflow-port", type=_port,
+                        default=environ.get("RAGCHAT_MLFLOW_PORT", "5000"),
+                        help="MLflow tracking server port (default $RAGCHAT_MLFLOW_PORT or "
+                             "5000; 0 = any free)")
+    parser.add_argument("--no-mlflow", action="store_true",
+                        help="start no MLflow tracking server")
     args = parser.parse_args(argv)
     if args.port == 0:
         parser.error("--port must be a fixed port (1..65535)")
@@ -58,10 +64,12 @@ def build_config(argv: Sequence[str] | None = None,
         parser.error(f"--grpc-port-base {base} leaves no room for {len(PORT_ORDER)} ports")
     ports = {name: base + i if base else 0 for i, name in enumerate(PORT_ORDER)}
     ports.update(args.grpc_port)
-    fixed = [p for p in [*ports.values(), args.port] if p]
+    fixed = [p for p in [*ports.values(), args.port,
+                         0 if args.no_mlflow else args.mlflow_port] if p]
     if len(fixed) != len(set(fixed)):
         parser.error(f"two services would share a port: {ports}, HTTP {args.port}")
-    return StackConfig(data_dir=args.data_dir.resolve(), http_port=args.port, grpc_ports=ports)
+    return StackConfig(data_dir=args.data_dir.resolve(), http_port=args.port, grpc_ports=ports,
+                       mlflow=not args.no_mlflow, mlflow_port=args.mlflow_port)
 
 
 def main() -> int:
@@ -82,8 +90,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stack = Stack(config)
-    log.info("starting PostgreSQL, moto, 4 services, the ingest worker and the gateway "
-             "(models load first)...")
+    log.info("starting PostgreSQL, moto, %s4 services, the ingest worker and the gateway "
+             "(models load first)...", "MLflow, " if config.mlflow else "")
     try:
         stack.start()
         started.set()
@@ -98,6 +106,9 @@ def main() -> int:
              stack.base_url, stack.base_url)
     log.info("gRPC: %s", ", ".join(f"{name} 127.0.0.1:{port}"
                                    for name, port in config.grpc_ports.items()))
+    if stack.mlflow_uri:
+        log.info("MLflow UI: %s  (for the mlops CLIs: export MLFLOW_TRACKING_URI=%s)",
+                 stack.mlflow_uri, stack.mlflow_uri)
     while not stopping.wait(0.5):
         pass  # the supervisor thread does the work
     log.info("stopping...")

@@ -1,5 +1,6 @@
 """Starts and supervises the whole platform locally: PostgreSQL, moto (S3+SQS), four
-services, the ingest worker and the gateway, each its own process.
+services, the ingest worker and the gateway, each its own process (and, for `make run`,
+an MLflow tracking server).
 
 Used by `make run` and by the end-to-end tests, so both exercise the same path.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from devstack.embedded import BucketAndQueue, EmbeddedMoto, EmbeddedPostgres, Queues, free_port
+from devstack.mlflow import MlflowChild
 from devstack.supervisor import Child, MotoChild, PostgresChild, PythonChild, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ class StackConfig:
     supervise: bool = True
     # How often the bucket, queue and DLQ are checked and re-created if missing.
     resource_check_s: float = 3.0
+    # An MLflow tracking server (data in data_dir/mlflow) the services and CLIs use;
+    # `make run` starts one, the end-to-end tests do not.
+    mlflow: bool = False
+    mlflow_port: int = 0
 
 
 class Stack:
@@ -58,6 +64,8 @@ class Stack:
         moto_log = config.log_dir / "moto.log" if config.log_dir else None
         self._postgres = PostgresChild(config.data_dir / "postgres")
         self._moto = MotoChild(log_path=moto_log)
+        self._mlflow = (MlflowChild(config.data_dir / "mlflow", config.mlflow_port)
+                        if config.mlflow else None)
         self._children: dict[str, PythonChild] = {}
         self._env: dict[str, str] = {}
         self._resources: BucketAndQueue | None = None
@@ -72,6 +80,11 @@ class Stack:
     @property
     def moto(self) -> EmbeddedMoto | None:
         return self._moto.server
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking server's URI (and UI), or "" when the stack runs none."""
+        return self._mlflow.uri if self._mlflow is not None else ""
 
     @property
     def processes(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -112,6 +125,8 @@ class Stack:
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
             "AWS_DEFAULT_REGION": "us-east-1",
         }
+        if self._mlflow is not None:
+            env["MLFLOW_TRACKING_URI"] = self._mlflow.uri
         for name, port in ports.items():
             env[f"RAGCHAT_{name.upper().replace('-', '_')}_TARGET"] = f"127.0.0.1:{port}"
         if not cfg.separate_worker:
@@ -129,8 +144,12 @@ class Stack:
         if cfg.log_dir:
             cfg.log_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if self._mlflow is not None:
+                self._mlflow.start()  # starts slowly: meanwhile PostgreSQL and moto
             self._postgres.start()
             self._moto.start()
+            if self._mlflow is not None:  # ready before a service resolves its config
+                self._mlflow.wait_ready()
             self._env = self.service_env()
             for name, module, extra in self._python_children():
                 child = PythonChild(name, module, self._child_env(extra), self._log_path(name))
@@ -171,7 +190,8 @@ class Stack:
         return self.config.log_dir / f"{name}.log" if self.config.log_dir else None
 
     def _all_children(self) -> list[Child]:
-        return [self._postgres, self._moto, *self._children.values()]
+        extra: list[Child] = [self._mlflow] if self._mlflow is not None else []
+        return [self._postgres, self._moto, *extra, *self._children.values()]
 
     def _child(self, name: str) -> Child:
         for child in self._all_children():
@@ -249,4 +269,6 @@ class Stack:
                 codes[name] = -1 if code is None else code
         self._moto.stop()
         self._postgres.stop()
+        if self._mlflow is not None:
+            self._mlflow.stop()
         return codes

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 LOCAL_DIR = Path("mlruns")
+CONFIG_VERSION_TAG = "ragchat.config.version"
 
 
 def tracking_uri(explicit: str = "") -> str:
@@ -42,6 +43,14 @@ def metric_name(key: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", key.replace("@", "_at_"))
 
 
+def config_version() -> str:
+    """The serving configuration the evaluated settings came from ("env" when none)."""
+    from services.common.serving_config import CONFIG_URI_ENV, ENV_VERSION, resolve
+
+    uri = os.environ.get(CONFIG_URI_ENV, "")
+    return resolve(uri).label if uri else ENV_VERSION
+
+
 def log_run(
     experiment: str,
     run_name: str,
@@ -56,7 +65,8 @@ def log_run(
     resolved = tracking_uri(uri)
     mlflow.set_tracking_uri(resolved)
     experiment_id = _experiment_id(mlflow, experiment, resolved)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                          tags={CONFIG_VERSION_TAG: config_version()}) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()})
         for name, payload in (artifacts or {}).items():

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.common.errors import RagchatError, status_metadata
-from services.common.health import TASK_PREFIX, HealthMonitor, HealthServicer, Probe
+from services.common.health import CONFIG_PREFIX, TASK_PREFIX, HealthMonitor, HealthServicer, Probe
 from services.common.reflection import enable_reflection
 from services.common.settings import GrpcServiceSettings
 
@@ -154,6 +154,8 @@ async def serve_forever(
     monitor = HealthMonitor(
         running.health, running.names, probes, interval_s=settings.health_interval_s
     )
+    await running.health.set(CONFIG_PREFIX + (settings.config_version or "env"),
+                             health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
     tasks = []
     for name, body in (background or {}).items():

@@ -25,6 +25,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_PREFIX = "dependency/"
 TASK_PREFIX = "task/"
+# One always-SERVING entry "config/<version>" names the serving configuration in use.
+CONFIG_PREFIX = "config/"
 
 
 class HealthServicer(health.aio.HealthServicer):

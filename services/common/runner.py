@@ -39,7 +39,14 @@ def run_service(
     body: Callable[[S], Coroutine[Any, Any, None]],
 ) -> None:
     """Build settings, set up logging and tracing, then run `body` until it returns."""
-    settings = settings_factory()
+    from services.common.serving_config import ServingConfigError
+
+    try:
+        settings = settings_factory()
+    except ServingConfigError as exc:  # a clear line, not a traceback, then exit 2
+        logging.basicConfig(level=logging.ERROR)
+        logger.error("%s cannot start: %s", name, exc)
+        sys.exit(2)
     setup_logging(name, settings.log_level, settings.log_format)
     setup_telemetry(name, settings)
     try:

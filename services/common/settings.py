@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 _PLACEHOLDERS = {"", "changeme", "test", "dummy", "secret"}
 
@@ -23,9 +30,48 @@ class CommonSettings(BaseSettings):
     # Telemetry: "otlp" for production (ADOT collector -> X-Ray), "jsonl" for local tests.
     otel_exporter: Literal["none", "console", "otlp", "jsonl"] = "none"
     otel_jsonl_path: str = ""
+    # models:/ragchat-rag@champion: settings from the MLflow registry (services.common.
+    # serving_config); config_version is then filled with "ragchat-rag/<version>".
+    config_uri: str = ""
+    config_version: str = ""
 
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments, then the registered configuration, then the environment."""
+        return (init_settings, RegistrySettingsSource(settings_cls, init_settings),
+                env_settings, dotenv_settings, file_secret_settings)
+
+
+class RegistrySettingsSource(PydanticBaseSettingsSource):
+    """The settings of the configuration RAGCHAT_CONFIG_URI names (none when unset)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self._init = init.init_kwargs if isinstance(init, InitSettingsSource) else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        uri = self._init.get("config_uri") or os.environ.get("RAGCHAT_CONFIG_URI", "")
+        if not uri:
+            return {}
+        from services.common.serving_config import resolve  # deferred: imports MLflow
+
+        config = resolve(uri)
+        fields = self.settings_cls.model_fields
+        values = {k: v for k, v in config.settings.items() if k in fields}
+        return {**values, "config_version": config.label}
 
 
 class GrpcServiceSettings(CommonSettings):

@@ -51,6 +51,8 @@ ATTR_CANDIDATE_COUNT = "ragchat.retrieval.candidate_count"
 ATTR_REFUSED = "ragchat.generation.refused"
 ATTR_CITATION_COUNT = "ragchat.generation.citation_count"
 ATTR_EMBEDDING_BATCH_SIZE = "ragchat.embedding.batch_size"
+# Resource attribute: the registered serving configuration in use ("env" when none).
+ATTR_CONFIG_VERSION = "ragchat.config.version"
 
 
 class JsonlSpanExporter(SpanExporter):
@@ -71,6 +73,7 @@ class JsonlSpanExporter(SpanExporter):
                     {
                         "name": span.name,
                         "service": span.resource.attributes.get("service.name", ""),
+                        "config_version": span.resource.attributes.get(ATTR_CONFIG_VERSION),
                         "trace_id": format(ctx.trace_id, "032x"),
                         "span_id": format(ctx.span_id, "016x"),
                         "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
@@ -115,15 +118,21 @@ class SkipOrphanClientSpans(Sampler):
         return "SkipOrphanClientSpans"
 
 
-def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
-    """Install a global tracer provider exporting where the settings say."""
-    resource = Resource.create(
+def service_resource(service_name: str, settings: CommonSettings) -> Resource:
+    """What every span of this process carries: service, environment, serving config."""
+    return Resource.create(
         {
             "service.name": service_name,
             "service.namespace": "ragchat",
             "deployment.environment": settings.environment,
+            ATTR_CONFIG_VERSION: settings.config_version or "env",
         }
     )
+
+
+def setup_telemetry(service_name: str, settings: CommonSettings) -> TracerProvider:
+    """Install a global tracer provider exporting where the settings say."""
+    resource = service_resource(service_name, settings)
     provider = TracerProvider(resource=resource, sampler=ParentBased(root=SkipOrphanClientSpans()))
     exporter = settings.otel_exporter
     if exporter == "none" and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):

@@ -166,6 +166,8 @@ class HealthView(BaseModel):
     services: dict[str, str]
     # Per service: the state of each dependency (postgres, s3, sqs) and background task.
     dependencies: dict[str, dict[str, str]] = {}
+    # Per process: the registered serving configuration in use ("ragchat-rag/3"), or "env".
+    config_versions: dict[str, str] = {}
 
 
 class LiveView(BaseModel):

@@ -50,3 +50,12 @@ def test_bad_ports_are_usage_errors(argv: list[str], message: str,
         build_config(argv, environ={})
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_make_run_starts_mlflow_on_5000_unless_told_not_to() -> None:
+    config = build_config([], environ={})
+    assert config.mlflow and config.mlflow_port == 5000
+    assert not build_config(["--no-mlflow"], environ={}).mlflow
+    assert build_config([], environ={"RAGCHAT_MLFLOW_PORT": "5100"}).mlflow_port == 5100
+    with pytest.raises(SystemExit):
+        build_config(["--mlflow-port", "8000"], environ={})  # the gateway's port

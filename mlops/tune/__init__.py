@@ -1,0 +1,1 @@
+"""Optuna tuning of the serving configuration (python -m mlops.tune)."""
