@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         model.max_seq_length = config.max_seq_length
+        started = time.perf_counter()
         bar = tqdm(batches(pairs, config.batch_size, rng), desc=f"epoch {epoch}/{config.epochs}",
                    unit="batch", disable=not progress)
         running = 0.0
@@ -88,10 +90,12 @@ def train(
             bar.set_postfix(loss=f"{running / n:.4f}")
         model.eval()
         model.max_seq_length = serving_length
+        trained = time.perf_counter()
         with torch.no_grad():
             metrics = evaluate_dev(model)
         result.history.append({"epoch": epoch, "train_loss": running / max(1, len(bar)),
-                               **metrics})
+                               "train_seconds": trained - started,
+                               "eval_seconds": time.perf_counter() - trained, **metrics})
         logger.info("epoch %d: dev %s %.4f (best %.4f)", epoch, SELECT_ON, metrics[SELECT_ON],
                     result.best[SELECT_ON])
         if metrics[SELECT_ON] > result.best[SELECT_ON]:

@@ -75,6 +75,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 def test_finetuning_writes_a_loadable_model_and_registers_a_version(
     finetuned: dict[str, Any], tiny_embedder: Path, mlflow_server: MlflowServer
 ) -> None:
+    import mlflow.artifacts
     import mlflow.sentence_transformers
     from sentence_transformers import SentenceTransformer
 
@@ -101,8 +102,11 @@ def test_finetuning_writes_a_loadable_model_and_registers_a_version(
     same = all(np.array_equal(a, _weights(tiny_embedder)[k]) for k, a in _weights(out).items())
     assert same == (summary["best_epoch"] == 0)
 
-    registered = mlflow.sentence_transformers.load_model(
-        f"models:/ragchat-embedder/{summary['model_version']}")
+    # The registered version is the same model, loadable with the MLflow flavour.
+    source = client.get_model_version_download_uri("ragchat-embedder", version.version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=source,
+                                                 tracking_uri=mlflow_server.uri)
+    registered = mlflow.sentence_transformers.load_model(local)
     assert np.allclose(registered.encode(["plants", "bees"]), vectors, atol=1e-5)
 
 
@@ -128,9 +132,9 @@ def test_evaluate_rag_gives_another_model_its_own_index_and_cache(
     tuned, _ = _run("mlops.evaluate_rag", *common, "--embedding-model", out, "--database-url",
                     make_database("ft_tuned"), cwd=tmp_path)
     assert tuned["queries"] == 3 and tuned["embedded"] == tuned["chunks"] > 0
-    own = [p for p in cache.iterdir() if p.name.startswith("embeddings-out@")]
+    own = [p for p in cache.iterdir() if p.name.startswith("embeddings-out_")]
     assert len(own) == 1 and own[0].name.endswith(".sqlite3") and _rows(own[0]) > 0
-    assert list(work.glob("model-out@*/pgvector-manifest.json"))
+    assert list(work.glob("model-out_*/pgvector-manifest.json"))
     run = MlflowClient(mlflow_server.uri).get_run(tuned["mlflow_run_id"])
     assert run.data.params["embedding_model_id"].startswith("out@")
     # The base model's cache and index are untouched: evaluating it again embeds nothing.
