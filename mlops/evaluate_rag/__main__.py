@@ -27,7 +27,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ingest = IngestSettings.model_construct()  # only the chunking defaults are read
     parser = argparse.ArgumentParser(prog="python -m mlops.evaluate_rag", description=__doc__)
     parser.add_argument("--dataset", required=True, help="BEIR-format folder")
-    parser.add_argument("--split", default="test", help="qrels/<split>.tsv (default: test)")
+    parser.add_argument("--split", default="test",
+                        help="qrels/<split>.tsv (default: test); fit and dev are the two "
+                        "sides of train (mlops.splits)")
     parser.add_argument("--task", choices=("retrieval", "answers"), default="retrieval")
     parser.add_argument("--mode", choices=("dense", "keyword", "hybrid"), default=None,
                         help="search mode (default: RAGCHAT_SEARCH_MODE, i.e. the service's)")
@@ -41,6 +43,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default="", help="default: data/eval/<dataset name>")
     parser.add_argument("--cache-dir", default="data/eval/cache",
                         help="embedding cache, shared by every dataset")
+    parser.add_argument("--embedding-model", default="",
+                        help="a sentence-transformers folder to evaluate instead of the "
+                        "service's model; it gets its own index (a subfolder of the work "
+                        "dir) and cache file, named by a digest of its files")
     parser.add_argument("--chunk-tokens", type=int, default=ingest.chunk_tokens)
     parser.add_argument("--chunk-overlap", type=int, default=ingest.chunk_overlap_tokens)
     parser.add_argument("--rrf-k", type=float, default=None)

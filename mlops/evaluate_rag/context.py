@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlops.evaluate_rag.beir import BeirDataset, load_beir
+from mlops.evaluate_rag.beir import BeirDataset
 from mlops.evaluate_rag.indexing import IndexReport, index_corpus, open_store
+from mlops.splits import load_split
 from services.common.embedding_cache import CachedEmbeddings
 from services.common.embeddings import build_embeddings
 from services.ingest.chunking import TokenChunker
@@ -57,13 +59,17 @@ def prepared(
     args: argparse.Namespace, depth: int, thresholds: bool = False
 ) -> Iterator[EvalContext]:
     """Load the dataset, index its corpus (resuming), and build the retriever."""
-    dataset = load_beir(args.dataset, args.split)
+    dataset = load_split(args.dataset, args.split)
     service = RetrievalSettings()
     args.mode = args.mode or service.search_mode
     work_dir = Path(args.work_dir or Path("data/eval") / Path(args.dataset).resolve().name)
-    inner = build_embeddings(service.embedding_provider, service.embedding_model_path or None,
-                             service.embedding_device)
-    embeddings = CachedEmbeddings(inner, Path(args.cache_dir) / "embeddings.sqlite3")
+    model_path = getattr(args, "embedding_model", "") or service.embedding_model_path or None
+    inner = build_embeddings(service.embedding_provider, model_path, service.embedding_device)
+    cache_file = "embeddings.sqlite3"
+    if getattr(args, "embedding_model", ""):  # its own namespace: index and cache
+        namespace = re.sub(r"[^\w.-]", "_", inner.model_id)
+        work_dir, cache_file = work_dir / f"model-{namespace}", f"embeddings-{namespace}.sqlite3"
+    embeddings = CachedEmbeddings(inner, Path(args.cache_dir) / cache_file)
     backend = args.backend or service.vector_backend
     with open_store(backend, work_dir, args.database_url, embeddings.dimension,
                     service.bm25_k1, service.bm25_b) as (store, location):
@@ -79,6 +85,7 @@ def prepared(
         params: dict[str, object] = {
             "dataset": str(args.dataset), "split": args.split, "mode": args.mode,
             "backend": backend, "embedding_model": embeddings.model_name,
+            "embedding_model_id": embeddings.model_id,
             "chunk_tokens": args.chunk_tokens, "chunk_overlap": args.chunk_overlap,
             "rrf_k": policy.rrf_k, "dense_weight": policy.dense_weight,
             "keyword_weight": policy.keyword_weight, "dense_depth": policy.dense_depth,

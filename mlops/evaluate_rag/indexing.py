@@ -135,7 +135,7 @@ def _fingerprint(doc: CorpusDoc) -> str:
 
 def _settings_key(pipeline: IndexingPipeline) -> str:
     chunker = pipeline.chunker
-    return (f"{pipeline.embeddings.model_name}/{chunker.chunk_tokens}"
+    return (f"{pipeline.embeddings.model_id}/{chunker.chunk_tokens}"
             f"/{chunker.overlap_tokens}")
 
 

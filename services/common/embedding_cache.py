@@ -19,8 +19,9 @@ _LOOKUP_BATCH = 500  # SQLite's bound-parameter limit is far above this
 class CachedEmbeddings(EmbeddingProvider):
     """Wraps a provider; a text already embedded by the same model is not embedded again.
 
-    The key is sha256 of the model name, its dimension and the exact text, so a model
-    change never serves stale vectors. Safe across threads and processes (WAL mode).
+    The key is sha256 of the model's identity (`model_id`: a folder's name and file
+    digest), its dimension and the exact text, so a model change never serves stale
+    vectors. Safe across threads and processes (WAL mode).
     """
 
     def __init__(self, inner: EmbeddingProvider, path: str | Path) -> None:
@@ -38,6 +39,10 @@ class CachedEmbeddings(EmbeddingProvider):
     @property
     def model_name(self) -> str:
         return self._inner.model_name
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
 
     @property
     def dimension(self) -> int:
@@ -78,7 +83,7 @@ class CachedEmbeddings(EmbeddingProvider):
             self._conn.close()
 
     def _key(self, text: str) -> bytes:
-        model = f"{self._inner.model_name}\0{self._inner.dimension}\0"
+        model = f"{self._inner.model_id}\0{self._inner.dimension}\0"
         return hashlib.sha256(model.encode() + text.encode("utf-8")).digest()
 
     def _lookup(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -57,6 +58,11 @@ class EmbeddingProvider(ABC):
         """Length of every vector this provider returns."""
 
     @property
+    def model_id(self) -> str:
+        """The model's identity: equal only for the same weights (keys caches and indexes)."""
+        return self.model_name
+
+    @property
     def max_input_tokens(self) -> int | None:
         """Tokens (special tokens excluded) the model reads before truncating; None if unknown."""
         return None
@@ -101,6 +107,7 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
         self._encode_lock = threading.Lock()
         self._model: Any = None
         self._counter: Any = None
+        self._model_id = PACKAGED_MODEL_NAME if model_path is None else ""
 
     def _loaded(self) -> Any:
         """The model, loading it once (thread-safe)."""
@@ -133,6 +140,13 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
     @property
     def model_name(self) -> str:
         return self._name
+
+    @property
+    def model_id(self) -> str:
+        """The packaged model's name; for a folder, its name and a digest of its files."""
+        if not self._model_id:
+            self._model_id = f"{self._name}@{folder_digest(str(self._model_path))[:16]}"
+        return self._model_id
 
     @property
     def dimension(self) -> int:
@@ -173,6 +187,22 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
                     show_progress_bar=False,
                 )
         return _normalised(vectors, dimension)
+
+
+def folder_digest(path: str) -> str:
+    """sha256 over every file of a model folder (relative names and contents, sorted)."""
+    if not os.path.isdir(path):
+        raise ValueError(f"embedding model directory {path!r} does not exist")
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\0")
+            with open(full, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def build_embeddings(
