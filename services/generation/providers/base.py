@@ -109,17 +109,23 @@ class StopFilter:
     """Cuts a stream of text deltas before the first stop string.
 
     feed() returns what is safe to emit now; a tail that could be the start of a
-    stop string is held back until the next delta (or flush()) decides it.
+    stop string is held back until the next delta (or flush()) decides it. Leading
+    whitespace is dropped and never stops the stream: completion models often open
+    with the very "\n\n" that ends their answer.
     """
 
     def __init__(self, stop: tuple[str, ...]) -> None:
         self._stop = tuple(s for s in stop if s)
         self._buffer = ""
+        self._started = False
         self.stopped = False
 
     def feed(self, delta: str) -> str:
         if self.stopped:
             return ""
+        if not self._started:
+            delta = delta.lstrip()
+            self._started = bool(delta)
         self._buffer += delta
         cut = min((i for i in (self._buffer.find(s) for s in self._stop) if i >= 0), default=-1)
         if cut >= 0:

@@ -250,8 +250,11 @@ class _LlamaCppBackend:
             from llama_cpp import Llama
         except ImportError:
             raise Unavailable("The llama_cpp runtime needs llama-cpp-python installed.") from None
+        # llama.cpp's own default is half the cores; a single stream is fastest on all.
+        threads = threads or os.cpu_count() or 1
         self._llm = Llama(
-            model_path=path, n_ctx=_LLAMA_CPP_CONTEXT, n_threads=threads, verbose=False
+            model_path=path, n_ctx=_LLAMA_CPP_CONTEXT, n_threads=threads,
+            n_threads_batch=threads, verbose=False,
         )
         self.last_input_tokens = 0
         self.last_output_tokens = 0

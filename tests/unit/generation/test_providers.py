@@ -35,6 +35,13 @@ def test_earliest_of_several_stop_strings_wins() -> None:
     assert cut_at_stop("text", ()) == "text"
 
 
+def test_an_answer_opening_with_its_stop_string_is_not_cut_to_nothing() -> None:
+    # SmolLM2 answers "Answer:" with "\n\n" first, the very string that ends its answer.
+    assert feed_all(["\n", "\nThe answer", " is France.\n\nQuestion"], ("\n\n",)) == [
+        "", "The answer", " is France.", ""]
+    assert cut_at_stop("  \n\nFrance [1].\n\nmore", ("\n\n",)) == "France [1]."
+
+
 def test_streamed_output_equals_cut_text_for_any_split() -> None:
     text = "Answer [1].\n\nQuestion: more\n\n\n"
     stop = ("\nQuestion:", "\n\n\n")
