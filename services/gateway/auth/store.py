@@ -53,7 +53,8 @@ class KeyStore:
         self._touched: dict[str, float] = {}
 
     async def open(self) -> None:
-        await self._pool.open(wait=True, timeout=30)
+        # Not waiting: a database that is down answers 503 per request, never a dead gateway.
+        await self._pool.open(wait=False)
 
     async def close(self) -> None:
         await self._pool.close()
