@@ -47,6 +47,12 @@ class GatewaySettings(CommonSettings):
     # How long a verified key is trusted before it is looked up again (revocation through
     # another gateway takes effect within this; through this one at once).
     auth_cache_s: float = Field(default=10.0, ge=0)
+    # Optional OIDC/JWT bearer tokens (e.g. Cognito) besides API keys: the issuer's JWKS,
+    # its `iss`, the expected `aud` (empty: not checked) and the claim naming the tenant.
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_tenant_claim: str = "tenant"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common.errors import Unavailable
 from services.common.tenancy import DEFAULT_TENANT, tenant_scope
 from services.gateway.auth.limits import RateLimited, RateLimiter
-from services.gateway.auth.store import KeyStore, Principal
+from services.gateway.auth.oidc import JwtVerifier, TokenRejected, looks_like_jwt
+from services.gateway.auth.store import KEY_PREFIX, KeyStore, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import error_response
 from services.gateway.openai_errors import OpenAIError
@@ -75,6 +76,10 @@ class Authenticator:
         self.store = store
         self._admin = settings.admin_token.get_secret_value().encode()
         self.limiter = RateLimiter()
+        self.jwt = None
+        if settings.jwt_jwks_url:
+            self.jwt = JwtVerifier(settings.jwt_jwks_url, settings.jwt_issuer,
+                                   settings.jwt_audience, settings.jwt_tenant_claim)
 
     def _is_admin_token(self, token: str) -> bool:
         return bool(self._admin) and hmac.compare_digest(token.encode(), self._admin)
@@ -97,10 +102,7 @@ class Authenticator:
             raise _unauthorized("missing API key: send Authorization: Bearer <key>")
         if self._is_admin_token(token):
             raise Denied(403, "forbidden", "the admin token is not a tenant's API key")
-        assert self.store is not None
-        principal = await self.store.verify(token)
-        if principal is None:
-            raise _unauthorized("invalid or revoked API key")
+        principal = await self._principal(token)
         limits = principal.limits
         try:
             self.limiter.take(principal.key_id, "requests_per_minute",
@@ -111,6 +113,23 @@ class Authenticator:
         except RateLimited as exc:
             raise Denied(429, "rate_limited", str(exc),
                          {"Retry-After": str(exc.retry_after_s)}) from exc
+        return principal
+
+
+    async def _principal(self, token: str) -> Principal:
+        """The principal of an API key or (when configured) an OIDC token."""
+        assert self.store is not None
+        if self.jwt is not None and not token.startswith(KEY_PREFIX) and looks_like_jwt(token):
+            try:
+                subject, tenant = await self.jwt.verify(token)
+            except TokenRejected as exc:
+                if exc.status == 401:
+                    raise _unauthorized(str(exc)) from exc
+                raise Denied(exc.status, "forbidden", str(exc)) from exc
+            return Principal(f"jwt:{subject}", tenant, await self.store.tenant_limits(tenant))
+        principal = await self.store.verify(token)
+        if principal is None:
+            raise _unauthorized("invalid or revoked API key")
         return principal
 
 

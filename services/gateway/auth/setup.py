@@ -32,6 +32,9 @@ def check_settings(settings: GatewaySettings) -> None:
             f"{why} requires API keys, so RAGCHAT_ADMIN_TOKEN must be set (the secret "
             "that creates them); refusing to start"
         )
+    if settings.jwt_jwks_url and not settings.jwt_issuer:
+        raise AuthMisconfigured("RAGCHAT_JWT_JWKS_URL needs RAGCHAT_JWT_ISSUER (the `iss` "
+                                "its tokens must carry); refusing to start")
     try:
         refuse_placeholder_secret("RAGCHAT_ADMIN_TOKEN", token or "x", settings)
     except ValueError as exc:

@@ -51,6 +51,7 @@ class KeyStore:
         )
         self._cache: dict[str, tuple[Principal | None, float]] = {}
         self._touched: dict[str, float] = {}
+        self._limits: dict[str, tuple[Limits, float]] = {}
 
     async def open(self) -> None:
         # Not waiting: a database that is down answers 503 per request, never a dead gateway.
@@ -136,6 +137,16 @@ class KeyStore:
         return Limits(**{f: getattr(self.defaults, f) if v is None else v
                          for f, v in values.items()})
 
+    async def tenant_limits(self, tenant: str) -> Limits:
+        """`tenant`'s effective limits, cached as keys are (for bearer tokens)."""
+        now = time.monotonic()
+        cached = self._limits.get(tenant)
+        if cached is None or cached[1] <= now:
+            if len(self._limits) >= _CACHE_MAX:
+                self._limits.clear()
+            cached = self._limits[tenant] = ((await self.limits(tenant))[0], now + self._cache_s)
+        return cached[0]
+
     async def limits(self, tenant: str) -> tuple[Limits, dict[str, int | None]]:
         """(effective limits, the tenant's own overrides) of `tenant`."""
         rows = await self._run(
@@ -159,6 +170,7 @@ class KeyStore:
         )
         self._cache = {h: e for h, e in self._cache.items()
                        if e[0] is None or e[0].tenant != tenant}
+        self._limits.pop(tenant, None)
 
     async def storage_used(self, tenant: str) -> int:
         rows = await self._run(
