@@ -188,7 +188,8 @@ def test_admin_and_tenant_credentials_do_not_mix(gateway: Gateway) -> None:
     assert as_admin.status_code == 403 and "not a tenant" in as_admin.json()["detail"]
     assert gateway.http.get("/admin/api-keys").status_code == 401
     assert gateway.http.get("/admin/api-keys", headers=bearer("guess")).status_code == 401
-    for bad in ({"tenant": "Acme Corp!", "name": "x"}, {"tenant": "acme", "name": ""},
+    for bad in ({"tenant": "Acme Corp!", "name": "x"}, {"tenant": "acme\n", "name": "x"},
+                {"tenant": "acme", "name": ""}, {"tenant": "acme", "name": "nul\u0000"},
                 {"tenant": "acme", "name": "x", "scopes": ["all"]}):
         resp = gateway.http.post("/admin/api-keys", json=bad, headers=gateway.admin)
         assert resp.status_code == 422 and resp.json()["error"] == "invalid_request", bad

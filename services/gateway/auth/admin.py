@@ -7,17 +7,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.common.tenancy import TENANT_PATTERN
+from services.common.tenancy import TENANT_PATTERN, valid_tenant
 from services.gateway.auth.middleware import Authenticator
 from services.gateway.auth.store import KeyStore, created_view
 from services.gateway.errors import error_response
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 _TENANT = TENANT_PATTERN.pattern
-TenantQuery = Annotated[str | None, Query(pattern=_TENANT, description="Only this tenant's keys")]
-TenantPath = Annotated[str, Path(pattern=_TENANT)]
+
+
+def _tenant(value: str) -> str:
+    """The one check of a tenant id (the pattern alone would pass a trailing newline)."""
+    if not valid_tenant(value):
+        raise ValueError(f"not a tenant id: use 1-63 of a-z, 0-9, _ and -, matching {_TENANT}")
+    return value
+
+
+Tenant = Annotated[str, AfterValidator(_tenant)]
+TenantQuery = Annotated[
+    Tenant | None, Query(pattern=_TENANT, description="Only this tenant's keys")
+]
+TenantPath = Annotated[Tenant, Path(pattern=_TENANT)]
 _BIG = 2**62
 
 
@@ -25,7 +37,7 @@ class KeyCreate(BaseModel):
     """A key to make for a tenant."""
 
     model_config = ConfigDict(extra="forbid")
-    tenant: str = Field(pattern=_TENANT, description="Tenant id: a-z, 0-9, _ and -")
+    tenant: Tenant = Field(pattern=_TENANT, description="Tenant id: a-z, 0-9, _ and -")
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="What the key is for, e.g. the client's name")
 

@@ -76,7 +76,7 @@ class Authenticator:
         self.store = store
         self._admin = settings.admin_token.get_secret_value().encode()
         self.limiter = RateLimiter()
-        self.jwt = None
+        self.jwt: JwtVerifier | None = None
         if settings.jwt_jwks_url:
             self.jwt = JwtVerifier(settings.jwt_jwks_url, settings.jwt_issuer,
                                    settings.jwt_audience, settings.jwt_tenant_claim)
@@ -114,7 +114,6 @@ class Authenticator:
             raise Denied(429, "rate_limited", str(exc),
                          {"Retry-After": str(exc.retry_after_s)}) from exc
         return principal
-
 
     async def _principal(self, token: str) -> Principal:
         """The principal of an API key or (when configured) an OIDC token."""
