@@ -2,10 +2,11 @@
 
     python benchmarks/auth_overhead.py [--requests 400] [--rounds 3]
 
-Starts an embedded PostgreSQL and four gateways in this process (uvicorn on threads):
+Starts an embedded PostgreSQL and five gateways in this process (uvicorn on threads):
 keyless (the `make run` default) twice (their difference is the noise floor), auth
-required with the key cache on (the default 10 s), and auth required with the cache
-off (a PostgreSQL lookup on every request).
+required with the key cache on (the default 10 s), auth required with the cache off
+(a PostgreSQL lookup on every request), and auth required with the rate limit counted
+in PostgreSQL (RAGCHAT_RATE_LIMIT_BACKEND=postgres: one statement per request).
 It sends --rounds x --requests GET /v1/models (answered by the gateway alone, no
 backend) to each, one request to each in turn, and prints the latency of each against keyless in
 the same run. The last line of stdout is JSON.
@@ -74,6 +75,8 @@ def _run(dsn: str, requests: int, rounds: int) -> dict[str, Any]:
         "keyless_again": GatewaySettings(),
         "key_cached": GatewaySettings(auth_required=True, **common),
         "key_uncached": GatewaySettings(auth_required=True, auth_cache_s=0, **common),
+        "key_pg_limits": GatewaySettings(auth_required=True, **{
+            **common, "rate_limit_backend": "postgres", "rate_limit_per_minute": 10**9}),
     }
     servers = {name: _serve(settings) for name, settings in variants.items()}
     clients = {name: httpx.Client(base_url=url) for name, (_, url) in servers.items()}

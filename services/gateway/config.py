@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from services.common.settings import CommonSettings, DatabaseSettings
@@ -44,6 +46,9 @@ class GatewaySettings(CommonSettings):
     rate_limit_per_minute: int = Field(default=600, ge=0)
     uploads_per_hour: int = Field(default=120, ge=0)
     storage_quota_mb: float = Field(default=1024.0, ge=0)
+    # memory: token buckets in each gateway (N gateways allow N times the rate);
+    # postgres: fixed windows in the database, shared by every gateway.
+    rate_limit_backend: Literal["memory", "postgres"] = "memory"
     # How long a verified key is trusted before it is looked up again (revocation through
     # another gateway takes effect within this; through this one at once).
     auth_cache_s: float = Field(default=10.0, ge=0)

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.errors import Unavailable
 from services.common.tenancy import DEFAULT_TENANT, tenant_scope
-from services.gateway.auth.limits import RateLimited, RateLimiter
+from services.gateway.auth.limits import RateLimited, RateLimiter, SharedRateLimiter
 from services.gateway.auth.oidc import JwtVerifier, TokenRejected, looks_like_jwt
 from services.gateway.auth.store import KEY_PREFIX, KeyStore, Principal
 from services.gateway.config import GatewaySettings
@@ -76,6 +76,9 @@ class Authenticator:
         self.store = store
         self._admin = settings.admin_token.get_secret_value().encode()
         self.limiter = RateLimiter()
+        self.shared: SharedRateLimiter | None = None
+        if store is not None and settings.rate_limit_backend == "postgres":
+            self.shared = SharedRateLimiter(store.query)
         self.jwt: JwtVerifier | None = None
         if settings.jwt_jwks_url:
             self.jwt = JwtVerifier(settings.jwt_jwks_url, settings.jwt_issuer,
@@ -105,15 +108,22 @@ class Authenticator:
         principal = await self._principal(token)
         limits = principal.limits
         try:
-            self.limiter.take(principal.key_id, "requests_per_minute",
-                              limits.requests_per_minute, 60.0, "minute")
+            await self._take(principal.key_id, "requests_per_minute",
+                             limits.requests_per_minute, 60.0, "minute")
             if method == "POST" and path == "/upload":
-                self.limiter.take(principal.key_id, "uploads_per_hour",
-                                  limits.uploads_per_hour, 3600.0, "hour")
+                await self._take(principal.key_id, "uploads_per_hour",
+                                 limits.uploads_per_hour, 3600.0, "hour")
         except RateLimited as exc:
             raise Denied(429, "rate_limited", str(exc),
                          {"Retry-After": str(exc.retry_after_s)}) from exc
         return principal
+
+    async def _take(self, key_id: str, limit: str, allowed: int, period_s: float,
+                    per: str) -> None:
+        if self.shared is not None:
+            await self.shared.take(key_id, limit, allowed, period_s, per)
+        else:
+            self.limiter.take(key_id, limit, allowed, period_s, per)
 
     async def _principal(self, token: str) -> Principal:
         """The principal of an API key or (when configured) an OIDC token."""

@@ -44,6 +44,14 @@ CREATE TABLE IF NOT EXISTS tenant_storage (
 );
 CREATE INDEX IF NOT EXISTS tenant_storage_request_idx ON tenant_storage (tenant, request_id)
     WHERE request_id <> '';
+-- Rate-limit windows when RAGCHAT_RATE_LIMIT_BACKEND=postgres (shared by every gateway).
+CREATE UNLOGGED TABLE IF NOT EXISTS rate_windows (
+    key_id text NOT NULL,
+    limit_name text NOT NULL,
+    window_start timestamptz NOT NULL,
+    hits int NOT NULL,
+    PRIMARY KEY (key_id, limit_name, window_start)
+);
 """
 
 

@@ -68,6 +68,10 @@ class KeyStore:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise Unavailable(f"the key store is unavailable ({type(exc).__name__})") from exc
 
+    async def query(self, query: Any, params: Any = ()) -> list[dict[str, Any]]:
+        """Run one statement on the gateway's pool; Unavailable if the database is down."""
+        return await self._run(query, params)
+
     async def create_key(self, tenant: str, name: str) -> tuple[str, dict[str, Any]]:
         """A new key for `tenant`: (the key, its stored row). The key is shown only now."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
