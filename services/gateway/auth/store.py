@@ -46,8 +46,11 @@ class KeyStore:
     def __init__(self, dsn: str, defaults: Limits, cache_s: float, pool_timeout_s: float = 2.0):
         self.defaults, self._cache_s = defaults, cache_s
         self._pool = AsyncConnectionPool(
-            dsn, min_size=1, max_size=4, timeout=pool_timeout_s, open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row}, name="ragchat-auth",
+            dsn, min_size=1, max_size=8, timeout=pool_timeout_s, open=False,
+            # Fail fast: a stuck database must not hold every request at the door.
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 3,
+                    "options": "-c statement_timeout=5000"},
+            name="ragchat-auth",
         )
         self._cache: dict[str, tuple[Principal | None, float]] = {}
         self._touched: dict[str, float] = {}
