@@ -13,6 +13,7 @@ import sys
 from services.common.db import migrate
 from services.common.logging import setup_logging
 from services.common.settings import DatabaseSettings
+from services.gateway.auth import schema as gateway_schema
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("migrate", settings.log_level, settings.log_format)
     try:
         migrate(settings.database_dsn(), settings.embedding_dim)
+        gateway_schema.migrate(settings.database_dsn())  # API keys, limits, stored bytes
     except Exception as exc:  # noqa: BLE001 - one clear line, non-zero exit
         logging.getLogger(__name__).error("migration failed: %s", exc)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import uvicorn
 
 from services.common.runner import run_service
 from services.gateway.app import create_app
+from services.gateway.auth.setup import AuthMisconfigured
 from services.gateway.config import GatewaySettings
 
 
@@ -26,9 +28,14 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(settings: GatewaySettings) -> None:
+    try:
+        app = create_app(settings)
+    except AuthMisconfigured as exc:
+        logging.getLogger(__name__).error("gateway not started: %s", exc)
+        raise SystemExit(2) from None
     # SIGTERM/SIGINT: stop accepting, drain in-flight requests, then return.
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,

@@ -13,6 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway import capacity, documents, health, openai_api, query, search, sessions
+from services.gateway.auth import setup as auth
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import (
@@ -50,9 +51,11 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await auth.open_store(app, settings)
         app.state.clients = clients or ServiceClients.connect(settings)
         yield
         await app.state.clients.close()
+        await auth.close_store(app)
 
     app = FastAPI(
         title="ragchat",
@@ -83,5 +86,6 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         return error_response(exc.status, exc.code, exc.message)
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
+    auth.install(app, settings)  # outermost: nothing runs before the caller is known
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")
     return app

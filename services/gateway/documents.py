@@ -11,6 +11,7 @@ from ragchat.ingest.v1 import ingest_pb2
 
 from services.common.errors import RagchatError, TooLarge, Unsupported
 from services.common.uploads import validate_upload
+from services.gateway.auth import storage
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.schemas import (
@@ -80,6 +81,7 @@ async def upload(
         raise UploadRejected(415, "unsupported_type", str(exc)) from exc
     except RagchatError as exc:
         raise UploadRejected(422, "invalid_file", str(exc)) from exc
+    await storage.admit(request, len(data), idempotency_key)
     accepted = await clients.ingest.SubmitDocument(
         ingest_pb2.SubmitDocumentRequest(
             filename=filename,
@@ -92,6 +94,8 @@ async def upload(
         ),
         timeout=settings.upload_deadline_s,
     )
+    await storage.record(
+        request, accepted.document_id, accepted.version, len(data), idempotency_key)
     return UploadAccepted(
         job_id=accepted.job_id, document_id=accepted.document_id, version=accepted.version
     )
@@ -192,4 +196,5 @@ async def delete_document(
         ingest_pb2.DeleteDocumentRequest(document_id=document_id, request_id=idempotency_key),
         timeout=request.app.state.settings.deadline_s,
     )
+    await storage.forget(request, document_id)
     return Response(status_code=204)

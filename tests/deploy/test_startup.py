@@ -36,6 +36,7 @@ from tests.deploy.templates import (
 SECRET_VALUES = {
     "RAGCHAT_DATABASE_PASSWORD": "deploy-test-db-password-7f3a",
     "RAGCHAT_OPENAI_API_KEY": "sk-deploy-test-key-9c2e",
+    "RAGCHAT_ADMIN_TOKEN": "deploy-test-admin-token-5b81",
 }
 START_TIMEOUT_S = 150
 

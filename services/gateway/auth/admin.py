@@ -1,0 +1,135 @@
+"""The admin API (RAGCHAT_ADMIN_TOKEN): API keys and per-tenant limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.common.tenancy import TENANT_PATTERN, valid_tenant
+from services.gateway.auth.middleware import Authenticator
+from services.gateway.auth.store import KeyStore, created_view
+from services.gateway.errors import error_response
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+_TENANT = TENANT_PATTERN.pattern
+
+
+def _tenant(value: str) -> str:
+    """The one check of a tenant id (the pattern alone would pass a trailing newline)."""
+    if not valid_tenant(value):
+        raise ValueError(f"not a tenant id: use 1-63 of a-z, 0-9, _ and -, matching {_TENANT}")
+    return value
+
+
+Tenant = Annotated[str, AfterValidator(_tenant)]
+TenantQuery = Annotated[
+    Tenant | None, Query(pattern=_TENANT, description="Only this tenant's keys")
+]
+TenantPath = Annotated[Tenant, Path(pattern=_TENANT)]
+_BIG = 2**62
+
+
+class KeyCreate(BaseModel):
+    """A key to make for a tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+    tenant: Tenant = Field(pattern=_TENANT, description="Tenant id: a-z, 0-9, _ and -")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="What the key is for, e.g. the client's name")
+
+
+class KeyView(BaseModel):
+    """A key as listed: never the key itself."""
+
+    key_id: str
+    tenant: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(BaseModel):
+    """A new key. `key` is shown this once; only its hash is stored."""
+
+    key: str
+    key_id: str
+    tenant: str
+    name: str
+    created_at: datetime
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView]
+
+
+class LimitValues(BaseModel):
+    """Limits of a tenant; 0 means unlimited, null (in an update) the gateway default."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests_per_minute: int | None = Field(default=None, ge=0, le=_BIG)
+    uploads_per_hour: int | None = Field(default=None, ge=0, le=_BIG)
+    storage_bytes: int | None = Field(default=None, ge=0, le=_BIG)
+
+
+class LimitsView(BaseModel):
+    tenant: str
+    limits: LimitValues = Field(description="What applies now")
+    overrides: LimitValues = Field(description="The tenant's own values; null: the default")
+    storage_used_bytes: int
+
+
+def _store(request: Request) -> KeyStore:
+    auth: Authenticator = request.app.state.auth
+    assert auth.store is not None  # the middleware lets no admin call through without it
+    return auth.store
+
+
+@router.post("/api-keys", status_code=201, response_model=KeyCreated)
+async def create_key(body: KeyCreate, request: Request) -> KeyCreated:
+    """Make an API key for a tenant; the response is the only time the key is shown."""
+    key, row = await _store(request).create_key(body.tenant, body.name)
+    return KeyCreated(**created_view(key, row))
+
+
+@router.get("/api-keys", response_model=KeyList)
+async def list_keys(request: Request, tenant: TenantQuery = None) -> KeyList:
+    """Every key (or one tenant's), revoked ones included, oldest first."""
+    return KeyList(keys=[KeyView(**row) for row in await _store(request).list_keys(tenant)])
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, response_model=None)
+async def revoke_key(key_id: str, request: Request) -> Response | JSONResponse:
+    """Revoke a key: its next request gets 401. 404 for a key that never existed."""
+    if not await _store(request).revoke(key_id):
+        return error_response(404, "not_found", f"no API key {key_id!r}")
+    request.app.state.auth.limiter.forget(key_id)
+    return Response(status_code=204)
+
+
+async def _limits_view(store: KeyStore, tenant: str) -> LimitsView:
+    effective, overrides = await store.limits(tenant)
+    return LimitsView(
+        tenant=tenant,
+        limits=LimitValues(**vars(effective)),
+        overrides=LimitValues(**overrides),
+        storage_used_bytes=await store.storage_used(tenant),
+    )
+
+
+@router.get("/tenants/{tenant}/limits", response_model=LimitsView)
+async def get_limits(tenant: TenantPath, request: Request) -> LimitsView:
+    """A tenant's limits and the bytes it stores."""
+    return await _limits_view(_store(request), tenant)
+
+
+@router.put("/tenants/{tenant}/limits", response_model=LimitsView)
+async def set_limits(tenant: TenantPath, body: LimitValues, request: Request) -> LimitsView:
+    """Replace a tenant's overrides (omitted or null: the gateway default)."""
+    store = _store(request)
+    await store.set_limits(tenant, body.model_dump())
+    return await _limits_view(store, tenant)
