@@ -41,8 +41,8 @@ class ChatCompletionRequest(RetrievalOptions):
     are greedy); the retrieval options and session_id are ragchat's extra body fields."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
@@ -52,15 +52,15 @@ class ChatCompletionRequest(RetrievalOptions):
         default=None, description="continue this stored session (its history replaces messages')"
     )
     # Accepted for compatibility, not used.
-    temperature: float | None = None
-    top_p: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     user: str | None = None
     stop: str | list[str] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     logit_bias: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
@@ -119,10 +119,10 @@ class EmbeddingRequest(BaseModel):
     """POST /v1/embeddings."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str
+    model: str = Field(max_length=256)
     input: str | list[str] = Field(description="a text or up to 256 texts (token ids: no)")
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=4096)
     user: str | None = None
 
 

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
-from services.gateway.schemas import IdempotencyKey, SessionCreated, SessionView, TurnView
+from services.gateway.openapi import COMMON, errors
+from services.gateway.schemas import (
+    ID_PATTERN,
+    MAX_ID,
+    IdempotencyKey,
+    SessionCreated,
+    SessionView,
+    TurnView,
+)
 
 router = APIRouter()
+SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 _ROLES = {common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
 
 
-@router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
+@router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"],
+             responses=errors(*COMMON, 409, 422))
 async def create_session(
     request: Request, idempotency_key: IdempotencyKey = ""
 ) -> SessionCreated:
@@ -26,8 +38,9 @@ async def create_session(
     return SessionCreated(session_id=created.session_id)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
-async def get_session(session_id: str, request: Request) -> SessionView:
+@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"],
+            responses=errors(*COMMON, 404, 422))
+async def get_session(session_id: SessionId, request: Request) -> SessionView:
     """A conversation's turns, oldest first."""
     clients: ServiceClients = request.app.state.clients
     session = await clients.memory.GetSession(
@@ -40,9 +53,10 @@ async def get_session(session_id: str, request: Request) -> SessionView:
     )
 
 
-@router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"])
+@router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"],
+               responses=errors(*COMMON, 404, 409, 422))
 async def delete_session(
-    session_id: str, request: Request, idempotency_key: IdempotencyKey = ""
+    session_id: SessionId, request: Request, idempotency_key: IdempotencyKey = ""
 ) -> Response:
     """Forget a conversation; a retry with the same Idempotency-Key succeeds again."""
     clients: ServiceClients = request.app.state.clients
