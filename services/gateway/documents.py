@@ -28,6 +28,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.openapi import COMMON, errors, multipart_body
 from services.gateway.schemas import (
     ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
     MAX_ID,
     NO_NUL,
     DocumentDetail,
@@ -101,7 +102,8 @@ async def upload(
         500, "Stable key: re-uploading it replaces the document as a new version")] = "",
     idempotency_key: Annotated[str, Header(
         alias="Idempotency-Key",
-        max_length=256,
+        max_length=200,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Retries with the same key return the first response; 409 if the "
         "upload differs",
     )] = "",

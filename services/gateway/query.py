@@ -189,7 +189,7 @@ _STREAM_DOC = (
 @router.post(
     "/query/stream", status_code=200, response_class=capacity.AdmittedStream,
     dependencies=[Depends(json_body)],
-    responses={**event_stream(_STREAM_DOC), **errors(*JSON_BODY, 404)},
+    responses={**event_stream(_STREAM_DOC, ("delta", "done", "error")), **errors(*JSON_BODY, 404)},
 )
 async def query_stream(body: QueryRequest, request: Request) -> StreamingResponse:
     """Like /query, streamed as server-sent events: `delta` events, then one `done`."""

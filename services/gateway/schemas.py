@@ -57,8 +57,23 @@ def _in_utc_range(value: datetime) -> datetime:
         raise ValueError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
+def _json_integer(value: object) -> object:
+    """JSON's integers: 5 and 5.0, never "5" or true (the models are strict otherwise)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be an integer")
+    return value
+
+
+# Use as Annotated[int, Field(ge=..., le=..., strict=False), JSON_INT]: the bounds must
+# come before the validator to reach the OpenAPI document.
+JSON_INT = BeforeValidator(_json_integer)
+TopK = Annotated[int, Field(ge=1, le=100, strict=False), JSON_INT]
+
 # RFC 3339 with an offset, as the schema's format says: no epoch numbers, no naive times.
-Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc_range)]
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc_range),
+                   Field(strict=False)]
 
 JobStatus = Literal["queued", "processing", "indexed", "failed", "superseded"]
 
@@ -123,7 +138,7 @@ class SearchFilterBody(BaseModel):
     """Every set field must match; a filter matching no document yields no results.
     Unknown fields are refused (a misspelt filter must never mean "no filter")."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     sources: list[Tag] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_FILTER_VALUES,
                             description="documents carrying all of these")
@@ -133,10 +148,11 @@ class SearchFilterBody(BaseModel):
 
 
 class RetrievalOptions(BaseModel):
-    """How context is retrieved; unset fields take the retrieval service's defaults."""
+    """How context is retrieved; unset fields take the retrieval service's defaults.
+    Strict: `"rerank": 0` or `"top_k": "5"` is a 422, not a guess."""
 
-    model_config = ConfigDict(extra="forbid")
-    top_k: int | None = Field(default=None, ge=1, le=100)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    top_k: TopK | None = None
     mode: SearchMode | None = None
     min_score: float | None = Field(
         default=None,
@@ -219,9 +235,11 @@ class LiveView(BaseModel):
 
 
 # The Idempotency-Key header of the mutating routes, passed on as the RPC's request_id.
+IDEMPOTENCY_KEY_PATTERN = "^[ -~]*$"  # printable ASCII, at most 200 characters
 IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key",
-    max_length=256,
+    max_length=200,
+    pattern=IDEMPOTENCY_KEY_PATTERN,
     description="Retries with the same key return the first outcome; 409 if the "
     "request differs",
 )]

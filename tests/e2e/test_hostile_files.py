@@ -154,4 +154,5 @@ def test_html_is_parsed_without_running_or_fetching_anything(
     texts = " ".join(hit["text"] for hit in found)
     assert "quokkarelay" in texts
     assert "zqxscriptword" not in texts and "fetch(" not in texts
+    assert "zqxiframeword" not in texts
     assert hits == []
