@@ -38,7 +38,7 @@ def _text(max_length: int, description: str | None = None) -> object:
 
 
 SafeText = Annotated[str, AfterValidator(no_nul)]
-# An id (document, chunk, session): printable, no spaces or control characters.
+# An id (document, chunk, session, job): letters, digits, "_", ":" and "-".
 ID_PATTERN = "^[A-Za-z0-9_:-]+$"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 Tag = Annotated[SafeText, _text(256)]

@@ -207,3 +207,15 @@ def test_the_openapi_document_matches_what_is_sent(platform: RunningStack) -> No
     created = schemas["SearchFilterBody"]["properties"]["created_before"]["anyOf"][0]
     assert created["format"] == "date-time"
     assert schemas["SearchFilterBody"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("notes.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00binary"),
+    ("page.html", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+])
+def test_binary_bytes_under_a_text_name_are_415(
+    platform: RunningStack, name: str, data: bytes
+) -> None:
+    objects = _objects(platform)
+    _error(platform.upload(name, data), 415, "binary")
+    assert _objects(platform) == objects
