@@ -157,7 +157,7 @@ class RetrievalOptions(BaseModel):
     min_score: float | None = Field(
         default=None,
         ge=-1.0,
-        le=1000.0,
+        le=1_000_000.0,
         allow_inf_nan=False,
         description="minimum final score; its scale depends on score_kind",
     )

@@ -60,8 +60,9 @@ def run_schemathesis(base_url: str, report: Path, *extra: str) -> subprocess.Com
         *extra,
     ]
     env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"}
+    # Run in the report's folder: whatever state hypothesis keeps stays out of the repo.
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=540,
-                          check=False)
+                          check=False, cwd=report.parent)
 
 
 def test_every_check_passes_on_every_generated_case(
