@@ -13,16 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway import (
-    capacity,
-    documents,
-    health,
-    openai_api,
-    openapi,
-    query,
-    search,
-    sessions,
-)
+from services.gateway import capacity, documents, health, openai_api, query, search, sessions
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import (
@@ -32,6 +23,7 @@ from services.gateway.errors import (
     overloaded_handler,
     validation_error_handler,
 )
+from services.gateway.openapi import install as install_openapi
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
 _MULTIPART_SLACK = 64 * 1024
@@ -92,7 +84,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     async def _rejected(request: Request, exc: documents.UploadRejected) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
 
-    openapi.install(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")
     return app
