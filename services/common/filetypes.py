@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import posixpath
 import zipfile
@@ -100,6 +101,11 @@ def sniff_kind(data: bytes) -> str | None:
     return None
 
 
+def _binary(data: bytes) -> bool:
+    """Bytes no text kind can be: a NUL outside UTF-16 (which starts with its BOM)."""
+    return b"\x00" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+
+
 def _extension(filename: str) -> str:
     """The lower-case extension of the last path component ('' when there is none)."""
     base = posixpath.basename(filename.replace("\\", "/")).strip()
@@ -118,8 +124,8 @@ def detect_kind(filename: str, content_type: str | None, data: bytes | None = No
     what it is whatever its name, and a name promising one (".pdf", ".docx", ...)
     whose bytes are something else is refused. Otherwise the file extension
     decides; the content type is used only when the name has no extension at all
-    (a "report.exe" sent as text/plain is still refused). Raises Unsupported when
-    nothing is recognised.
+    (a "report.exe" sent as text/plain is still refused), and bytes holding a NUL
+    (outside UTF-16) are no text kind. Raises Unsupported when nothing is recognised.
     """
     sniffed = sniff_kind(data) if data is not None else None
     if sniffed is not None:
@@ -132,6 +138,8 @@ def detect_kind(filename: str, content_type: str | None, data: bytes | None = No
     if kind is not None and data is not None and kind in BINARY_KINDS:
         raise Unsupported(f"'{filename}' is not a valid {kind.upper()} file: its content "
                           f"does not match its type")
+    if kind is not None and data is not None and _binary(data):
+        raise Unsupported(f"'{filename}' is not a {kind} file: its content is binary")
     if kind is not None:
         return kind
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))

@@ -17,6 +17,7 @@ from services.common.errors import RagchatError, status_metadata
 from services.common.health import CONFIG_PREFIX, TASK_PREFIX, HealthMonitor, HealthServicer, Probe
 from services.common.reflection import enable_reflection
 from services.common.settings import GrpcServiceSettings
+from services.common.textcheck import reject_nul
 
 # Tells the caller's gRPC retry policy not to retry: the server answered, and knows
 # that trying again at once will not help (e.g. its database is down).
@@ -58,6 +59,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
 def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            reject_nul(request)
             return await behavior(request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
@@ -70,6 +72,7 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]
 def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            reject_nul(request)
             async for item in behavior(request, context):
                 yield item
         except (grpc.aio.AbortError, asyncio.CancelledError):

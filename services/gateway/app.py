@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway import capacity, documents, health, openai_api, query, search, sessions
@@ -19,9 +20,11 @@ from services.gateway.config import GatewaySettings
 from services.gateway.errors import (
     error_response,
     grpc_error_handler,
+    http_error_handler,
     overloaded_handler,
     validation_error_handler,
 )
+from services.gateway.openapi import install as install_openapi
 from services.gateway.webui import install as install_webui
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
@@ -79,12 +82,14 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     )
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(capacity.Overloaded, overloaded_handler)
 
     @app.exception_handler(documents.UploadRejected)
     async def _rejected(request: Request, exc: documents.UploadRejected) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
 
+    install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
     auth.install(app, settings)  # outermost: nothing runs before the caller is known
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")

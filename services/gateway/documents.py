@@ -5,16 +5,33 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 from google.protobuf import timestamp_pb2
+from pydantic import AfterValidator
 from ragchat.ingest.v1 import ingest_pb2
 
 from services.common.errors import RagchatError, TooLarge, Unsupported
-from services.common.uploads import validate_upload
+from services.common.uploads import clean_filename, validate_upload
 from services.gateway.auth import storage
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
+from services.gateway.openapi import COMMON, errors, multipart_body
 from services.gateway.schemas import (
+    ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_ID,
+    NO_NUL,
     DocumentDetail,
     DocumentPage,
     DocumentVersionView,
@@ -22,9 +39,16 @@ from services.gateway.schemas import (
     IdempotencyKey,
     JobView,
     UploadAccepted,
+    no_nul,
 )
 
 router = APIRouter(tags=["documents"])
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+
+
+def _form_text(max_length: int, description: str) -> Any:
+    return Form(description=description, max_length=max_length,
+                json_schema_extra={"pattern": NO_NUL})
 _FILE_TYPES = "A .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .csv or .json file"
 
 STATUS_NAMES = {
@@ -52,25 +76,47 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post("/upload", status_code=202, response_model=UploadAccepted)
+def _filename(file: UploadFile) -> str:
+    """The upload's name, cleaned (see clean_filename); NUL or nothing usable is a 422."""
+    raw = file.filename or ""
+    if "\x00" in raw:
+        raise UploadRejected(422, "invalid_request",
+                             "file.filename: must not contain NUL characters")
+    name = clean_filename(raw)
+    if raw and not name:
+        raise UploadRejected(422, "invalid_request",
+                             "file.filename: has no usable characters")
+    return name
+
+
+@router.post(
+    "/upload", status_code=202, response_model=UploadAccepted,
+    dependencies=[Depends(multipart_body)], responses=errors(*COMMON, 400, 409, 413, 415, 422),
+)
 async def upload(
     request: Request,
     file: Annotated[UploadFile, File(description=_FILE_TYPES)],
-    tags: Annotated[str, Form(description="Comma-separated tags")] = "",
-    title: Annotated[str, Form(description="Optional title; defaults to the file name")] = "",
-    document_key: Annotated[str, Form(
-        description="Stable key: re-uploading it replaces the document as a new version"
-    )] = "",
+    tags: Annotated[str, AfterValidator(no_nul), _form_text(2000, "Comma-separated tags")] = "",
+    title: Annotated[str, AfterValidator(no_nul), _form_text(
+        500, "Optional title; defaults to the file name")] = "",
+    document_key: Annotated[str, AfterValidator(no_nul), _form_text(
+        500, "Stable key: re-uploading it replaces the document as a new version")] = "",
     idempotency_key: Annotated[str, Header(
         alias="Idempotency-Key",
+        max_length=200,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Retries with the same key return the first response; 409 if the "
         "upload differs",
     )] = "",
 ) -> UploadAccepted:
-    """Store the file in S3 and queue it for indexing; poll /jobs/{job_id} for progress."""
+    """Store the file in S3 and queue it for indexing; poll /jobs/{job_id} for progress.
+
+    The file name is cleaned before it becomes the title, source and S3 key: only its
+    last path component, without control characters or ANSI escapes, at most 200
+    characters."""
     clients: ServiceClients = request.app.state.clients
     settings: GatewaySettings = request.app.state.settings
-    filename = file.filename or ""
+    filename = _filename(file)
     content_type = file.content_type or ""
     data = await _read_limited(file, settings.max_upload_bytes)
     try:
@@ -101,8 +147,9 @@ async def upload(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True)
-async def get_job(job_id: str, request: Request) -> JobView:
+@router.get("/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True,
+            responses=errors(*COMMON, 404, 422))
+async def get_job(job_id: PathId, request: Request) -> JobView:
     """The state of an indexing job: queued, processing, indexed or failed."""
     clients: ServiceClients = request.app.state.clients
     job = await clients.ingest.GetJob(
@@ -120,11 +167,14 @@ async def get_job(job_id: str, request: Request) -> JobView:
     )
 
 
-@router.get("/documents", response_model=DocumentPage)
+@router.get("/documents", response_model=DocumentPage, responses=errors(*COMMON, 422))
 async def list_documents(
     request: Request,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    page_token: str = "",
+    page_token: Annotated[str, Query(
+        max_length=1024, pattern="^[A-Za-z0-9_-]*$",
+        description="a previous page's next_page_token (422 for any other value)",
+    )] = "",
 ) -> DocumentPage:
     """Documents, newest first, with the state of their current version's indexing job.
 
@@ -139,8 +189,9 @@ async def list_documents(
     return DocumentPage(documents=docs, next_page_token=page.next_page_token or None)
 
 
-@router.get("/documents/{document_id}", response_model=DocumentDetail)
-async def get_document(document_id: str, request: Request) -> DocumentDetail:
+@router.get("/documents/{document_id}", response_model=DocumentDetail,
+            responses=errors(*COMMON, 404, 422))
+async def get_document(document_id: PathId, request: Request) -> DocumentDetail:
     """A document, its current version and the history of every version."""
     clients: ServiceClients = request.app.state.clients
     found = await clients.ingest.GetDocument(
@@ -184,9 +235,10 @@ def _document_fields(d: ingest_pb2.Document) -> dict[str, Any]:
     }
 
 
-@router.delete("/documents/{document_id}", status_code=204)
+@router.delete("/documents/{document_id}", status_code=204,
+               responses=errors(*COMMON, 404, 409, 422))
 async def delete_document(
-    document_id: str, request: Request, idempotency_key: IdempotencyKey = ""
+    document_id: PathId, request: Request, idempotency_key: IdempotencyKey = ""
 ) -> Response:
     """Delete a document everywhere: chunks, jobs, versions and every raw file.
 

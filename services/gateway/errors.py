@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
 
 import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import error_info
 from services.common.grpc_server import NO_RETRY_KEY
@@ -140,5 +143,52 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     problems = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        if error.get("type") == "json_invalid":
+            where = f"body (at character {where})"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
     return error_response(422, "invalid_request", "; ".join(problems))
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents at this path (HEAD with GET), sorted: the whole
+    `Allow` list, whichever route the router happened to try first."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).fullmatch(request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join(
+        "[^/]+" if part.startswith("{") else re.escape(part) for part in parts
+    ))
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Framework errors (unknown route, wrong method, unreadable body, 415) as JSON;
+    a 405 lists every method of the path, and OPTIONS answers 204 with that list."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        given = (exc.headers or {}).get("Allow", "")
+        allow = allowed_methods(request) or [m.strip() for m in given.split(",") if m.strip()]
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": ", ".join([*allow, "OPTIONS"])})
+        headers["Allow"] = ", ".join(allow)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)

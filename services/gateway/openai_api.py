@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2
 
 from services.gateway import capacity
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
+from services.gateway.errors import allowed_methods
 from services.gateway.openai_errors import OpenAIError, OpenAIRoute, as_openai_error
 from services.gateway.openai_schemas import (
     ChatChoice,
@@ -37,6 +38,7 @@ from services.gateway.openai_schemas import (
     ModelList,
     Usage,
 )
+from services.gateway.openapi import COMMON, OpenAIErrorBody, errors, event_stream, json_body
 from services.gateway.query import (
     citations_view,
     generate,
@@ -48,6 +50,9 @@ from services.gateway.query import (
 from services.gateway.schemas import QueryRequest, SearchMode
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+_CHAT_ERRORS = errors(*COMMON, 400, 404, 413, 415, 422, 502, model=OpenAIErrorBody)
+_CHAT_STREAM = event_stream("with `stream: true`: chat.completion.chunk events, then "
+                            "`data: [DONE]`")[200]["content"]
 
 # Chat models: the RAG pipeline with the service's default search mode, or a fixed one.
 CHAT_MODELS: dict[str, SearchMode | None] = {
@@ -67,14 +72,16 @@ def _not_found(model: str) -> OpenAIError:
     )
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList,
+            responses=errors(*COMMON, model=OpenAIErrorBody))
 async def list_models() -> ModelList:
     """The RAG pipelines served as chat models, and the embedding model."""
     names = [*CHAT_MODELS, EMBEDDING_MODEL]
     return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in names])
 
 
-@router.get("/models/{model}", response_model=ModelCard)
+@router.get("/models/{model}", response_model=ModelCard,
+            responses=errors(*COMMON, 404, model=OpenAIErrorBody))
 async def get_model(model: str) -> ModelCard:
     if model not in CHAT_MODELS and model != EMBEDDING_MODEL:
         raise _not_found(model)
@@ -170,7 +177,10 @@ class _Chat:
         return f"data: {json.dumps(data)}\n\n"
 
 
-@router.post("/chat/completions", response_model=ChatCompletion)
+@router.post(
+    "/chat/completions", response_model=ChatCompletion, dependencies=[Depends(json_body)],
+    responses={**_CHAT_ERRORS, 200: {"content": _CHAT_STREAM}},
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request
 ) -> ChatCompletion | capacity.AdmittedStream:
@@ -240,7 +250,8 @@ def _encoded(values: Sequence[float], encoding: str) -> list[float] | str:
     return list(values)
 
 
-@router.post("/embeddings", response_model=EmbeddingList)
+@router.post("/embeddings", response_model=EmbeddingList, dependencies=[Depends(json_body)],
+             responses=errors(*COMMON, 400, 404, 413, 415, model=OpenAIErrorBody))
 async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
     """Embeddings from the retrieval service's model: the vectors the index holds."""
     if body.model != EMBEDDING_MODEL:
@@ -267,6 +278,11 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingList:
 @router.api_route(
     "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
 )
-async def unknown_endpoint(path: str) -> None:
-    """Anything else under /v1 (e.g. the legacy /v1/completions): 404 in OpenAI's shape."""
+async def unknown_endpoint(path: str, request: Request) -> None:
+    """Anything else under /v1 (e.g. the legacy /v1/completions): 404 in OpenAI's shape;
+    a known path with another method: 405 with the whole Allow list."""
+    allow = allowed_methods(request)
+    if allow:
+        message = f"{request.method} is not allowed on /v1/{path}"
+        raise OpenAIError(405, message, "method_not_allowed", headers={"Allow": ", ".join(allow)})
     raise OpenAIError(404, f"Unknown endpoint /v1/{path}", "unknown_url")

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from services.gateway.capacity import Overloaded
 from services.gateway.errors import grpc_error_parts, retry_after
@@ -24,7 +25,9 @@ _TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     409: "invalid_request_error",
+    405: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
@@ -61,6 +64,8 @@ def as_openai_error(exc: BaseException) -> OpenAIError:
         return exc
     if isinstance(exc, RequestValidationError | ValidationError):
         return _invalid(exc.errors())
+    if isinstance(exc, HTTPException):  # unreadable body, wrong Content-Type
+        return OpenAIError(exc.status_code, str(exc.detail), "invalid_request", headers=exc.headers)
     if isinstance(exc, Overloaded):
         headers = {"Retry-After": str(exc.retry_after_s)}
         return OpenAIError(429, str(exc), "overloaded", headers=headers)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.gateway.schemas import Citation, RetrievalOptions
+from services.gateway.schemas import JSON_INT, Citation, RetrievalOptions
+
+Tokens = Annotated[int, Field(ge=1, le=4096, strict=False), JSON_INT]
+One = Annotated[int, Field(ge=1, le=1, strict=False), JSON_INT]
+Seed = Annotated[int, Field(ge=-(2**53), le=2**53, strict=False), JSON_INT]
+TopLogprobs = Annotated[int, Field(ge=0, le=20, strict=False), JSON_INT]
 
 
 class ContentPart(BaseModel):
@@ -41,26 +46,26 @@ class ChatCompletionRequest(RetrievalOptions):
     are greedy); the retrieval options and session_id are ragchat's extra body fields."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
-    n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
+    max_tokens: Tokens | None = None
+    max_completion_tokens: Tokens | None = None
+    n: One | None = Field(default=None, description="only 1 is supported")
     session_id: str | None = Field(
         default=None, description="continue this stored session (its history replaces messages')"
     )
     # Accepted for compatibility, not used.
-    temperature: float | None = None
-    top_p: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: Seed | None = None
     user: str | None = None
     stop: str | list[str] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: TopLogprobs | None = None
     logit_bias: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
@@ -118,11 +123,11 @@ class ModelList(BaseModel):
 class EmbeddingRequest(BaseModel):
     """POST /v1/embeddings."""
 
-    model_config = ConfigDict(extra="forbid")
-    model: str
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str = Field(max_length=256)
     input: str | list[str] = Field(description="a text or up to 256 texts (token ids: no)")
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: Tokens | None = None
     user: str | None = None
 
 

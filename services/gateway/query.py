@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from ragchat.common.v1 import common_pb2
 from ragchat.generation.v1 import generation_pb2
@@ -16,6 +16,7 @@ from services.gateway import capacity
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import stream_error
+from services.gateway.openapi import JSON_BODY, errors, event_stream, json_body
 from services.gateway.schemas import Citation, QueryRequest, QueryResponse
 from services.gateway.search import chunk_view, search_request
 
@@ -96,7 +97,8 @@ async def remember(
     )
 
 
-@router.post("/query", response_model=QueryResponse)
+@router.post("/query", response_model=QueryResponse, dependencies=[Depends(json_body)],
+             responses=errors(*JSON_BODY, 404, 502))
 async def query(body: QueryRequest, request: Request) -> QueryResponse:
     """Answer a question from the indexed documents, with citations."""
     clients: ServiceClients = request.app.state.clients
@@ -178,7 +180,17 @@ def _sse(event: str, data: dict[str, object]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.post("/query/stream")
+_STREAM_DOC = (
+    "`event: delta` (`{\"text\"}`) events, then one `event: done` (the /query body plus "
+    "`renumbered`), or an `event: error` in the JSON error shape with its `status`"
+)
+
+
+@router.post(
+    "/query/stream", status_code=200, response_class=capacity.AdmittedStream,
+    dependencies=[Depends(json_body)],
+    responses={**event_stream(_STREAM_DOC, ("delta", "done", "error")), **errors(*JSON_BODY, 404)},
+)
 async def query_stream(body: QueryRequest, request: Request) -> StreamingResponse:
     """Like /query, streamed as server-sent events: `delta` events, then one `done`."""
     clients: ServiceClients = request.app.state.clients

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import ORJSONResponse
 from ragchat.common.v1 import common_pb2
 from ragchat.retrieval.v1 import retrieval_pb2
@@ -18,6 +18,7 @@ from services.common.protomap import (
 )
 from services.gateway.clients import ServiceClients
 from services.gateway.config import GatewaySettings
+from services.gateway.openapi import JSON_BODY, errors, json_body
 from services.gateway.schemas import (
     Citation,
     RetrievalOptions,
@@ -80,7 +81,8 @@ def search_request(
     return request
 
 
-@router.post("/search", response_model=SearchResults, response_class=ORJSONResponse)
+@router.post("/search", response_model=SearchResults, response_class=ORJSONResponse,
+             dependencies=[Depends(json_body)], responses=errors(*JSON_BODY))
 async def search(body: SearchRequestBody, request: Request) -> ORJSONResponse:
     """The chunks most relevant to a query, best first, with the kind of each score."""
     clients: ServiceClients = request.app.state.clients

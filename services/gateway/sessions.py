@@ -5,16 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, ConfigDict, Field
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
-from services.gateway.schemas import IdempotencyKey, SessionCreated, SessionView, TurnView
+from services.gateway.openapi import COMMON, errors
+from services.gateway.schemas import (
+    ID_PATTERN,
+    MAX_ID,
+    NO_NUL,
+    IdempotencyKey,
+    SafeText,
+    SessionCreated,
+    SessionView,
+    TurnView,
+)
 
 router = APIRouter()
+SessionId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 _ROLES = {common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
 MAX_PAGE_SIZE = 500
 
@@ -35,8 +46,8 @@ class SessionPage(BaseModel):
 
 
 class SessionPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    title: SafeText = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL})
 
 
 def _time(stamp: timestamp_pb2.Timestamp) -> datetime:
@@ -53,11 +64,15 @@ def _summary_view(s: memory_pb2.SessionSummary) -> SessionSummaryView:
     )
 
 
-@router.get("/sessions", response_model=SessionPage, tags=["sessions"])
+@router.get("/sessions", response_model=SessionPage, tags=["sessions"],
+            responses=errors(*COMMON, 422))
 async def list_sessions(
     request: Request,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    page_token: str = "",
+    page_token: Annotated[str, Query(
+        max_length=1024, pattern="^[A-Za-z0-9_=-]*$",
+        description="a previous page's next_page_token (422 for any other value)",
+    )] = "",
 ) -> SessionPage:
     """Conversations, most recently updated first, in keyset pages."""
     clients: ServiceClients = request.app.state.clients
@@ -71,9 +86,10 @@ async def list_sessions(
     )
 
 
-@router.patch("/sessions/{session_id}", response_model=SessionSummaryView, tags=["sessions"])
+@router.patch("/sessions/{session_id}", response_model=SessionSummaryView, tags=["sessions"],
+              responses=errors(*COMMON, 404, 422))
 async def update_session(
-    session_id: str, body: SessionPatch, request: Request
+    session_id: SessionId, body: SessionPatch, request: Request
 ) -> SessionSummaryView:
     """Rename a conversation."""
     clients: ServiceClients = request.app.state.clients
@@ -84,7 +100,8 @@ async def update_session(
     return _summary_view(updated.session)
 
 
-@router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
+@router.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"],
+             responses=errors(*COMMON, 409, 422))
 async def create_session(
     request: Request, idempotency_key: IdempotencyKey = ""
 ) -> SessionCreated:
@@ -97,8 +114,9 @@ async def create_session(
     return SessionCreated(session_id=created.session_id)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
-async def get_session(session_id: str, request: Request) -> SessionView:
+@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"],
+            responses=errors(*COMMON, 404, 422))
+async def get_session(session_id: SessionId, request: Request) -> SessionView:
     """A conversation's turns, oldest first."""
     clients: ServiceClients = request.app.state.clients
     session = await clients.memory.GetSession(
@@ -111,9 +129,10 @@ async def get_session(session_id: str, request: Request) -> SessionView:
     )
 
 
-@router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"])
+@router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"],
+               responses=errors(*COMMON, 404, 409, 422))
 async def delete_session(
-    session_id: str, request: Request, idempotency_key: IdempotencyKey = ""
+    session_id: SessionId, request: Request, idempotency_key: IdempotencyKey = ""
 ) -> Response:
     """Forget a conversation; a retry with the same Idempotency-Key succeeds again."""
     clients: ServiceClients = request.app.state.clients

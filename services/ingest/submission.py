@@ -13,7 +13,7 @@ from services.common.errors import Conflict, InvalidArgument, Unavailable
 from services.common.filetypes import content_type_for, detect_kind
 from services.common.idempotency import RequestKey, RequestLog
 from services.common.types import DocumentMeta
-from services.common.uploads import validate_upload
+from services.common.uploads import clean_filename, validate_upload
 from services.common.vectorstore.base import VectorStore
 from services.ingest.adapters import BlobStore, JobQueue
 from services.ingest.jobs import JobRepository, delete_document_row
@@ -70,6 +70,7 @@ class Submissions:
         A retry with the same `request_id` returns the original outcome; the same
         request_id with a different request raises Conflict.
         """
+        filename = clean_filename(filename)  # gRPC callers' names too (see uploads.py)
         kind = validate_upload(filename, content_type, len(data), self._max_bytes, data)
         clean_tags = tuple(sorted({t.strip() for t in tags if t.strip()}))
         if len(clean_tags) > MAX_TAGS:

@@ -195,6 +195,6 @@ async def test_rest_idempotency_keys_on_session_routes(clean_pool: ConnectionPoo
         assert gone.status_code == 404
         assert gone.json()["error"] == "not_found" and gone.json()["reason"] == "SESSION_NOT_FOUND"
         bad = await http.post("/sessions", headers={"Idempotency-Key": "x" * 201})
-        assert bad.status_code == 422 and bad.json()["reason"] == "INVALID_ARGUMENT"
+        assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["detail"]
     await app.state.clients.close()
     await running.stop(0)

@@ -16,7 +16,7 @@ from services.ingest.parsers.base import (
 )
 
 # <head> itself is kept: html.parser nests the content after an unclosed <head> inside it.
-_DROPPED = ["script", "style", "nav", "noscript", "template", "title"]
+_DROPPED = ["script", "style", "nav", "noscript", "template", "title", "iframe", "object", "embed"]
 _PARAGRAPH_TAGS = [
     "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote",
     "pre", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "figure",
