@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # llama.cpp for the local model: llama-cpp-python built from source once, then
 # installed from a cached wheel. PyPI ships it only as source; the first build takes
-# about 10-15 minutes on 2 cores, later installs seconds.
+# about 10-15 minutes on 2 cores, later installs seconds. (--no-cache-dir: pip's own
+# wheel cache ignores CMAKE_ARGS and would hand back a build made with other flags.)
 #   PYTHON (.venv/bin/python)  RAGCHAT_WHEELHOUSE (~/.cache/ragchat/wheels)
 set -euo pipefail
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -20,7 +21,7 @@ if ! compgen -G "$WHEELHOUSE/llama_cpp_python-$VERSION-*.whl" >/dev/null; then
     mkdir -p "$WHEELHOUSE"
     args=""
     [ "$(uname -m)" = "x86_64" ] && args=$CMAKE_ARGS_X86
-    CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$PYTHON" -m pip wheel --quiet \
+    CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$PYTHON" -m pip wheel --quiet --no-cache-dir \
         --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -w "$WHEELHOUSE"
 fi
 "$PYTHON" -m pip install --quiet --find-links "$WHEELHOUSE" --only-binary llama-cpp-python \

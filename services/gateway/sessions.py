@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, ConfigDict, Field
 from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2
 
 from services.gateway.clients import ServiceClients
-from services.gateway.openapi import COMMON, errors
+from services.gateway.openapi import COMMON, JSON_BODY, errors, json_body
 from services.gateway.schemas import (
     ID_PATTERN,
     MAX_ID,
@@ -87,7 +87,7 @@ async def list_sessions(
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionSummaryView, tags=["sessions"],
-              responses=errors(*COMMON, 404, 422))
+              dependencies=[Depends(json_body)], responses=errors(*JSON_BODY, 404))
 async def update_session(
     session_id: SessionId, body: SessionPatch, request: Request
 ) -> SessionSummaryView:

@@ -23,6 +23,7 @@ from tests.e2e.conftest import RunningStack, dump_logs, stack_config, start_stac
 from tests.support.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
+ADMIN = "admin-token-for-the-fuzzer-7f3c9a"
 KEY = "sk-schemathesis-upstream"
 MIN_CASES = 1000
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -42,6 +43,7 @@ def fuzzed(
             "RAGCHAT_OPENAI_MODEL": "upstream-model",
             "RAGCHAT_MAX_UPLOAD_MB": "1",
             "RAGCHAT_RERANKER": "embedding",  # so `rerank: true` is valid input too
+            "RAGCHAT_ADMIN_TOKEN": ADMIN,  # the admin API is fuzzed too (keyless tenants)
         })), root / "spans.jsonl")
         accepted = running.upload("leave.txt", b"Staff get 25 days of paid leave a year.")
         running.wait_job(accepted.json()["job_id"])
@@ -69,7 +71,8 @@ def test_every_check_passes_on_every_generated_case(
     fuzzed: RunningStack, tmp_path: Path
 ) -> None:
     report_path = tmp_path / "report.json"
-    result = run_schemathesis(fuzzed.stack.base_url, report_path)
+    result = run_schemathesis(fuzzed.stack.base_url, report_path,
+                              "-H", f"Authorization: Bearer {ADMIN}")
     summary = result.stdout[-8000:] + result.stderr[-2000:]
     assert result.returncode == 0, summary
     report = json.loads(report_path.read_text())

@@ -11,6 +11,7 @@ import hmac
 import logging
 
 from fastapi.responses import JSONResponse
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.errors import Unavailable
@@ -19,7 +20,7 @@ from services.gateway.auth.limits import RateLimited, RateLimiter, SharedRateLim
 from services.gateway.auth.oidc import JwtVerifier, TokenRejected, looks_like_jwt
 from services.gateway.auth.store import KEY_PREFIX, KeyStore, Principal
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import error_response
+from services.gateway.errors import allowed_methods, error_response
 from services.gateway.openai_errors import OpenAIError
 
 logger = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or is_public(path):
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or is_public(path) or not _routable(scope):
+            await self.app(scope, receive, send)  # unknown routes: the router's 404 / 405
             return
         auth: Authenticator = scope["app"].state.auth
         tenant: str | None = DEFAULT_TENANT
@@ -177,3 +178,9 @@ class AuthMiddleware:
             return
         with tenant_scope(tenant):
             await self.app(scope, receive, send)
+
+
+def _routable(scope: Scope) -> bool:
+    """Whether the API documents this method at this path (no handler runs otherwise)."""
+    method = scope["method"]
+    return method in allowed_methods(Request(scope)) and method != "OPTIONS"
