@@ -1,11 +1,15 @@
-"""Client channels to the services, with tracing, retries and keepalive."""
+"""Client channels to the services, with tracing, retries, keepalive and the tenant."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from services.common.tenancy import TENANT_METADATA_KEY, tenant_or_none
 
 # Retry only what is safe to retry: the call never reached a healthy server.
 _SERVICE_CONFIG = json.dumps(
@@ -26,6 +30,52 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
+class TenantClientInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Adds the calling code's tenant (``tenant_scope``) to every call's metadata.
+
+    Outside any scope nothing is added, and the service rejects the call.
+    """
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        return await continuation(with_tenant(details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        return await continuation(with_tenant(details), request)
+
+    async def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(with_tenant(details), request_iterator)
+
+    async def intercept_stream_stream(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(with_tenant(details), request_iterator)
+
+
+def with_tenant(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    """The call's details with the current tenant in its metadata (unless one is set)."""
+    tenant = tenant_or_none()
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    if tenant is None or TENANT_METADATA_KEY in metadata:
+        return details
+    metadata.add(TENANT_METADATA_KEY, tenant)
+    return details._replace(metadata=metadata)
+
+
 def open_channel(target: str, max_message_mb: int = 64) -> grpc.aio.Channel:
     """An insecure channel for in-VPC traffic (TLS terminates at the load balancer)."""
     limit = max_message_mb * 1024 * 1024
@@ -38,5 +88,5 @@ def open_channel(target: str, max_message_mb: int = 64) -> grpc.aio.Channel:
             ("grpc.max_send_message_length", limit),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=aio_client_interceptors(),
+        interceptors=[*aio_client_interceptors(), TenantClientInterceptor()],
     )

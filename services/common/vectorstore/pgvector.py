@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from services.common.db import chunks_dimension
 from services.common.errors import DocumentDeleted, DocumentSuperseded
+from services.common.tenancy import DEFAULT_TENANT, tenant_or_none
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
     Slice,
@@ -181,7 +182,10 @@ class PgVectorStore(VectorStore):
         text = check_keyword_query(query, top_k)
         if not text:
             return []
-        params: dict[str, Any] = {"q": text, "k": top_k, **self._bm25}
+        # The tenant's own postings and statistics. Row-level security agrees; the owner
+        # (tools, outside any tenant scope) reads the default tenant's.
+        tenant = tenant_or_none() or DEFAULT_TENANT
+        params: dict[str, Any] = {"q": text, "k": top_k, "tenant": tenant, **self._bm25}
         join: sql.Composable = sql.SQL("")
         if flt is not None and not flt.is_empty():
             join = sql.SQL(FILTER_JOIN).format(conditions=_conditions(flt, params))
