@@ -30,40 +30,45 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
-class TenantClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Adds the calling code's tenant (``tenant_scope``) to every call's metadata.
-
-    Outside any scope nothing is added, and the service rejects the call.
-    """
-
+# grpc.aio files an interceptor under the first kind it is an instance of, so each kind
+# of call gets a class of its own.
+class _TenantUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
         return await continuation(with_tenant(details), request)
 
+
+class _TenantUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
         return await continuation(with_tenant(details), request)
 
+
+class _TenantStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
         return await continuation(with_tenant(details), request_iterator)
 
+
+class _TenantStreamStream(grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
         return await continuation(with_tenant(details), request_iterator)
+
+
+def tenant_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors adding the calling code's tenant (``tenant_scope``) to every call's
+    metadata; outside any scope nothing is added, and the service rejects the call."""
+    return [_TenantUnaryUnary(), _TenantUnaryStream(), _TenantStreamUnary(),
+            _TenantStreamStream()]
 
 
 def with_tenant(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
@@ -88,5 +93,5 @@ def open_channel(target: str, max_message_mb: int = 64) -> grpc.aio.Channel:
             ("grpc.max_send_message_length", limit),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[*aio_client_interceptors(), TenantClientInterceptor()],
+        interceptors=[*aio_client_interceptors(), *tenant_interceptors()],
     )

@@ -77,6 +77,14 @@ DO $$ DECLARE r text; BEGIN
         -- SET but not INHERIT: the app sees every tenant only after SET LOCAL ROLE.
         GRANT ragchat_maintenance TO ragchat_app WITH INHERIT FALSE;
     END IF;
+    IF NOT pg_has_role(current_user, 'ragchat_app', 'SET') THEN
+        BEGIN  -- services that log in as the owner (one RDS secret) SET ROLE ragchat_app
+            EXECUTE format('GRANT ragchat_app TO %I WITH INHERIT FALSE, SET TRUE',
+                           current_user);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'could not grant ragchat_app to %', current_user;
+        END;
+    END IF;
     IF NOT pg_has_role(current_user, 'ragchat_maintenance', 'USAGE') THEN
         BEGIN  -- the owner (when not a superuser) backfills across tenants
             EXECUTE format('GRANT ragchat_maintenance TO %I', current_user);
