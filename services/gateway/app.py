@@ -25,6 +25,7 @@ from services.gateway.errors import (
     validation_error_handler,
 )
 from services.gateway.openapi import install as install_openapi
+from services.gateway.tenant import DefaultTenant
 from services.gateway.webui import install as install_webui
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
@@ -90,6 +91,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         return error_response(exc.status, exc.code, exc.message)
 
     install_openapi(app)
+    app.add_middleware(DefaultTenant)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
     auth.install(app, settings)  # outermost: nothing runs before the caller is known
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")

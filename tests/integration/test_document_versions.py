@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from services.common.aws import s3_client, sqs_client
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import Conflict, NotFound
+from services.common.tenancy import DEFAULT_TENANT, tenant_scope
 from services.common.types import DocumentMeta, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.common.vectorstore.chroma import ChromaVectorStore
@@ -122,7 +124,9 @@ def test_a_new_version_replaces_the_old_one_without_a_gap(ingest: Ingest) -> Non
             stop.wait(0.01)
 
     ingest.store.hook = let_searches_run
-    searcher = threading.Thread(target=search_while_swapping)
+    # The searcher acts for the test's tenant too (a new thread starts outside any).
+    searcher = threading.Thread(target=contextvars.copy_context().run,
+                                args=(search_while_swapping,))
     searcher.start()
     try:
         second = ingest.submissions.accept("handbook-v2.md", "", NEW, document_key="handbook")
@@ -207,7 +211,8 @@ def test_concurrent_retries_with_one_key_create_one_document(pg_ingest: Ingest) 
     results: list[Any] = []
 
     def upload() -> None:
-        results.append(pg_ingest.submissions.accept("notes.txt", "", OLD, request_id="race"))
+        with tenant_scope(DEFAULT_TENANT):  # a new thread starts outside any tenant
+            results.append(pg_ingest.submissions.accept("notes.txt", "", OLD, request_id="race"))
 
     threads = [threading.Thread(target=upload) for _ in range(4)]
     for t in threads:
