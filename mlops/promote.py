@@ -63,13 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from mlops.registry.compare import compare
 
-        verdict, table = compare(args, champion.settings, challenger.settings)
+        verdict, table, figures = compare(args, champion.settings, challenger.settings)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{'':<34}{'champion v' + champion.version:>16}{'challenger v' + challenger.version:>18}")
     for row in table:
         print(row)
+    from mlops.evaluate_rag.tracking import log_run
+
+    log_run("ragchat-promote", f"v{challenger.version} vs v{champion.version}",
+            {"champion": champion.version, "challenger": challenger.version,
+             "promoted": not verdict, "verdict": verdict or "promoted", "split": args.split,
+             "margin": args.margin}, figures, uri=args.mlflow_uri)
     if verdict:
         print(f"refused: {verdict}")
         return 1

@@ -87,8 +87,8 @@ def answer_scores(
 
 def compare(
     args: argparse.Namespace, champion: dict[str, Any], challenger: dict[str, Any]
-) -> tuple[str | None, list[str]]:
-    """(why the challenger is refused, or None; the comparison table's rows)."""
+) -> tuple[str | None, list[str], dict[str, float]]:
+    """(why the challenger is refused, or None; the comparison table's rows; its figures)."""
     from mlops.promote import default_work_dir
 
     dataset = load_split(args.dataset, args.split)
@@ -106,20 +106,23 @@ def compare(
             f"{'  required lift':<34}{'':>16}{result.required:>18.4f}"]
     verdict = None if result.wins else (
         f"nDCG@10 lift {result.diff:+.4f} is not above the required {result.required:.4f}")
+    figures = {"champion_ndcg_at_10": result.champion, "challenger_ndcg_at_10": result.challenger,
+               "ndcg_diff": result.diff, "ndcg_diff_se": result.se, "required": result.required}
     if args.answers_dataset and verdict is None:
         answers = load_beir(args.answers_dataset, "test")
         gold = load_answers(args.answers_dataset)
-        answer_dir = default_work_dir(args.answers_dataset) if not args.work_dir \
-            else work_dir / "answers"
-        with Harness(answers, answer_dir, Path(args.cache_dir), progress) as harness:
+        with Harness(answers, work_dir, Path(args.cache_dir), progress,
+                     namespace="answers") as harness:
             before = answer_scores(harness, champion, gold, args.answers_sample, progress)
             after = answer_scores(harness, challenger, gold, args.answers_sample, progress)
         for key, label in (("f1", "answer token F1"), ("exact_match", "answer exact match"),
                            ("refusal_rate", "refusal rate (unanswerable)"),
                            ("false_refusal_rate", "refusal rate (answerable)")):
             rows.append(f"{label:<34}{float(before[key]):>16.4f}{float(after[key]):>18.4f}")
+            figures[f"champion_{key}"] = float(before[key])
+            figures[f"challenger_{key}"] = float(after[key])
         loss = float(before["f1"]) - float(after["f1"])
         if loss > args.answers_tolerance:
             verdict = (f"answer F1 drops by {loss:.4f} (more than the tolerated "
                        f"{args.answers_tolerance:.4f})")
-    return verdict, rows
+    return verdict, rows, figures

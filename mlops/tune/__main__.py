@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experiment", default="ragchat-tune")
     parser.add_argument("--register", action="store_true",
                         help="register the best configuration as ragchat-rag@challenger")
+    parser.add_argument("--embedder-version", default=None,
+                        help="the ragchat-embedder version the registered config needs")
     parser.add_argument("--also-score", choices=("fit", "dev", "train"), default=None,
                         help="score today's and the best configuration on this split too "
                         "(e.g. fit, so overfitting to dev shows)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from tqdm import tqdm
 
 from mlops.evaluate_rag.beir import BeirDataset
 from mlops.evaluate_rag.indexing import IndexReport, index_corpus, open_store
@@ -61,9 +62,12 @@ class Harness:
     """Scores configurations (dicts of serving settings) on `dataset`'s queries."""
 
     def __init__(self, dataset: BeirDataset, work_dir: Path, cache_dir: Path,
-                 progress: bool = True) -> None:
+                 progress: bool = True, namespace: str = "chunks") -> None:
+        """`namespace` names this corpus's databases and manifests in `work_dir`, so
+        two corpora can share its PostgreSQL (one after the other)."""
         self.dataset = dataset
         self._work_dir = work_dir
+        self._namespace = namespace
         self._progress = progress
         self._stack = ExitStack()
         service = RetrievalSettings()
@@ -96,14 +100,15 @@ class Harness:
 
             self._server = start_postgres(self._work_dir / "postgres")
             self._stack.callback(self._server.stop)
-        dsn = self._server.create_database(f"chunks_{tokens}_{overlap}")
+        dsn = self._server.create_database(f"{self._namespace}_{tokens}_{overlap}")
         store, _ = self._stack.enter_context(open_store(
             "pgvector", self._work_dir, dsn, self._cached.dimension,
             self._service.bm25_k1, self._service.bm25_b))
         chunker = TokenChunker.for_embeddings(self._cached, tokens, overlap)
         pipeline = IndexingPipeline(self._cached, chunker, store)
+        prefix = "" if self._namespace == "chunks" else f"{self._namespace}-"
         report = index_corpus(pipeline, self.dataset.corpus,
-                              self._work_dir / f"manifest-{tokens}-{overlap}.json",
+                              self._work_dir / f"{prefix}manifest-{tokens}-{overlap}.json",
                               source="beir:tune", progress=self._progress)
         logger.info("chunking %s/%s: %s chunks, %s re-indexed", tokens, overlap,
                     report.chunks, report.indexed)
@@ -132,12 +137,16 @@ class Harness:
         retriever, mode = self.retriever(settings)
         scores: dict[str, float] = {}
         size = max(1, -(-len(query_ids) // max(1, batches)))
+        bar = tqdm(total=len(query_ids), desc="ranking", unit="query", leave=False,
+                   disable=not self._progress)
         for step, start in enumerate(range(0, len(query_ids), size)):
             for qid in query_ids[start:start + size]:
+                bar.update()
                 result = retriever.search(self.dataset.queries[qid],
                                           top_k=TOP_K * CHUNKS_PER_DOCUMENT, mode=mode)
                 best = best_per_document((c.document_id, c.score) for c in result.chunks)
                 scores[qid] = ndcg_at_k(rank(best)[:TOP_K], self.dataset.qrels[qid], TOP_K)
             if on_batch is not None:
                 on_batch(step, float(np.mean(list(scores.values()))))
+        bar.close()
         return scores

@@ -76,6 +76,7 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
         from mlops.registry.store import register
 
         registered = register(result["best_settings"], {METRIC: result["best"]}, CHALLENGER,
+                              embedder_version=args.embedder_version,
                               source=f"tune:{spec.name}#{best.number}", uri=args.mlflow_uri)
         result["registered_version"] = registered.version
     return result

@@ -49,7 +49,7 @@ def open_study(spec: StudySpec, base: dict[str, Any]) -> optuna.Study:
     # again with the same parameters, so an interrupted study loses no trial.
     storage = optuna.storages.RDBStorage(
         spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2))
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
     study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
                                 pruner=pruner, direction="maximize", load_if_exists=True)
     space = {"chunk_tokens": list(spec.chunk_tokens), "chunk_overlaps": list(spec.chunk_overlaps)}
