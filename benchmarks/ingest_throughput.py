@@ -41,6 +41,7 @@ from devstack.embedded import ensure_bucket_and_queue, start_moto, start_postgre
 from services.common.aws import s3_client, sqs_client
 from services.common.db import migrate, open_pool
 from services.common.embeddings import SentenceTransformerEmbeddings
+from services.common.tenancy import DEFAULT_TENANT, tenant_scope
 from services.common.vectorstore.pgvector import PgVectorStore
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
 from services.ingest.batching import EmbeddingBatcher
@@ -270,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 sqs_endpoint_url=moto.endpoint_url, s3_bucket="bench", sqs_queue_url=queue_url,
                 sqs_wait_s=1, max_upload_mb=max(20.0, args.large_mb + 1), **extra)
             settings.apply_switch_interval()
-            with open_pool(postgres.dsn, max_size=settings.db_pool_max) as pool:
+            with open_pool(postgres.dsn, max_size=settings.db_pool_max) as pool, \
+                    tenant_scope(DEFAULT_TENANT):  # uploads act for a tenant
                 bench = Bench(settings, pool, CpuMeter(moto.process.pid, postgres.data_dir))
                 bench.embeddings.dimension  # noqa: B018 - load the model before timing
                 fair = fairness(bench, texts, args.large_mb, 0.5 if args.small else 3.0)

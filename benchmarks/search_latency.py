@@ -30,6 +30,7 @@ from mlops.evaluate_rag.__main__ import parse_args as eval_args
 from mlops.evaluate_rag.context import EvalContext, prepared
 from services.common.db import open_pool
 from services.common.grpc_server import start_server
+from services.common.tenancy import DEFAULT_TENANT, TENANT_METADATA_KEY
 from services.common.vectorstore.pgvector import PgVectorStore
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -139,7 +140,8 @@ def main() -> int:
             paths = {
                 "direct": lambda q, m=mode: retriever.search(q, top_k=args.top_k, mode=m),
                 "grpc": lambda q, m=pb_mode: stub.Search(
-                    retrieval_pb2.SearchRequest(query=q, top_k=args.top_k, mode=m)),
+                    retrieval_pb2.SearchRequest(query=q, top_k=args.top_k, mode=m),
+                    metadata=((TENANT_METADATA_KEY, DEFAULT_TENANT),)),
                 "rest": lambda q, m=mode: http.post(
                     "/search", json={"query": q, "top_k": args.top_k, "mode": m}
                 ).raise_for_status(),

@@ -50,6 +50,13 @@ class NotFound(RagchatError):
     reason = "NOT_FOUND"
 
 
+class TenantRequired(RagchatError):
+    """A call without a valid tenant in its metadata (see services.common.tenancy)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "TENANT_MISSING"
+
+
 class TooLarge(RagchatError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "TOO_LARGE"

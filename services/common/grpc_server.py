@@ -13,10 +13,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from services.common.errors import RagchatError, status_metadata
-from services.common.health import CONFIG_PREFIX, TASK_PREFIX, HealthMonitor, HealthServicer, Probe
+from services.common.errors import RagchatError, TenantRequired, status_metadata
+from services.common.health import (
+    CONFIG_PREFIX,
+    TASK_PREFIX,
+    HealthMonitor,
+    HealthServicer,
+    Probe,
+)
 from services.common.reflection import enable_reflection
 from services.common.settings import GrpcServiceSettings
+from services.common.tenancy import TENANT_METADATA_KEY, tenant_scope, valid_tenant
+
+# Methods every caller may use without a tenant: they reveal no tenant's data.
+_TENANTLESS_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 # Tells the caller's gRPC retry policy not to retry: the server answered, and knows
 # that trying again at once will not help (e.g. its database is down).
@@ -43,6 +53,63 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream:
             return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
         return handler
+
+
+class TenantInterceptor(grpc.aio.ServerInterceptor):
+    """Runs every handler inside ``tenant_scope`` of the caller's tenant metadata.
+
+    A call without a well-formed tenant is rejected (UNAUTHENTICATED, reason
+    TENANT_MISSING) before its handler runs; health and reflection need none.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_TENANTLESS_PREFIXES):
+            return handler
+        tenant = _tenant_of(handler_call_details.invocation_metadata)
+        if handler.unary_unary:
+            return handler._replace(unary_unary=_scoped_unary(handler.unary_unary, tenant))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=_scoped_stream(handler.unary_stream, tenant))
+        return handler
+
+
+def _tenant_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == TENANT_METADATA_KEY and isinstance(value, str) and valid_tenant(value):
+            return value
+    return None
+
+
+async def _reject(context: grpc.aio.ServicerContext) -> None:
+    error = TenantRequired(f"a valid tenant id is required in metadata {TENANT_METADATA_KEY!r}")
+    await context.abort(error.code, str(error), trailing_metadata=status_metadata(error))
+
+
+def _scoped_unary(behavior: Callable[..., Any], tenant: str | None) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if tenant is None:
+            await _reject(context)
+        with tenant_scope(str(tenant)):
+            return await behavior(request, context)
+
+    return wrapper
+
+
+def _scoped_stream(behavior: Callable[..., Any], tenant: str | None) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if tenant is None:
+            await _reject(context)
+        with tenant_scope(str(tenant)):
+            async for item in behavior(request, context):
+                yield item
+
+    return wrapper
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
@@ -105,7 +172,7 @@ async def start_server(
     they report `initial` until someone (a HealthMonitor) says otherwise."""
     limit = max_message_mb * 1024 * 1024
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor()],
+        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor(), TenantInterceptor()],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),

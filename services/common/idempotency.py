@@ -19,6 +19,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from services.common.db import maintenance_connection
 from services.common.errors import Conflict, InvalidArgument, Unavailable
 from services.common.runner import pause
 
@@ -35,7 +36,7 @@ _FIND = (
 # Takes over an expired key; a live one is left alone (nothing returned).
 _INSERT = (
     "INSERT INTO request_log (method, request_id, fingerprint, outcome)"
-    " VALUES (%s, %s, %s, %s) ON CONFLICT (method, request_id) DO UPDATE"
+    " VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, method, request_id) DO UPDATE"
     " SET fingerprint = excluded.fingerprint, outcome = excluded.outcome, created_at = now()"
     f" WHERE request_log.created_at <= now() - interval '{REQUEST_ID_TTL}' RETURNING 1"
 )
@@ -100,8 +101,8 @@ class RequestLog:
         raise Unavailable(f"request_id {key.request_id!r} is in use by a concurrent request")
 
     def purge(self) -> int:
-        """Forget expired keys; returns how many."""
-        with self._pool.connection() as conn:
+        """Forget expired keys of every tenant; returns how many."""
+        with maintenance_connection(self._pool) as conn:
             return conn.execute(_PURGE).rowcount
 
     async def purge_every(self, interval_s: float, stop: asyncio.Event) -> None:

@@ -106,6 +106,9 @@ class DatabaseSettings(GrpcServiceSettings):
     # None: migrate the schema on start in development, never in production (where
     # `python -m services.common.migrate` runs as a one-shot task before the services).
     auto_migrate: bool | None = None
+    # The role the services act as (SET ROLE after login): it owns no table, so
+    # row-level security binds it. Created by the migration; see README, tenants.
+    db_role: str = "ragchat_app"
 
     def should_migrate(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production()

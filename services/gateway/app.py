@@ -21,6 +21,7 @@ from services.gateway.errors import (
     overloaded_handler,
     validation_error_handler,
 )
+from services.gateway.tenant import DefaultTenant
 from services.gateway.webui import install as install_webui
 
 # Multipart framing around the file; a body larger than limit + this is refused unread.
@@ -82,6 +83,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     async def _rejected(request: Request, exc: documents.UploadRejected) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
 
+    app.add_middleware(DefaultTenant)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_SLACK)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health,livez")
     return app

@@ -9,8 +9,9 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from services.common.db import Pool
+from services.common.db import Pool, maintenance_connection
 from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.tenancy import DEFAULT_TENANT
 from services.common.types import DocumentMeta
 
 STATUSES = ("queued", "processing", "indexed", "failed", "superseded")
@@ -27,6 +28,7 @@ class Job:
     chunk_count: int
     updated_at: datetime
     version: int = 1
+    tenant_id: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class VersionRow:
     chunk_count: int
 
 
-_JOB_COLUMNS = "job_id, document_id, status, error, attempts, chunk_count, updated_at, version"
+_JOB_COLUMNS = (
+    "job_id, document_id, status, error, attempts, chunk_count, updated_at, version, tenant_id"
+)
 _VERSIONS = """
 SELECT v.version, v.sha256, v.size_bytes, v.content_type, v.source, v.created_at,
        coalesce(j.job_id, ''), coalesce(j.status, 'queued'), coalesce(j.chunk_count, 0)
@@ -148,7 +152,8 @@ class JobRepository:
         return self._set(job_id, "queued", "", only_from=("failed",), reset_attempts=True)
 
     def failed_jobs(self, limit: int = 1000) -> list[Job]:
-        with self._pool.connection() as conn:
+        """Failed jobs of every tenant (for the redrive tool)."""
+        with maintenance_connection(self._pool) as conn:
             rows = conn.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'failed'"
                 " ORDER BY updated_at LIMIT %s",
@@ -240,8 +245,8 @@ class JobRepository:
             return delete_document_row(conn, document_id)
 
     def stale_jobs(self, older_than_s: float) -> list[Job]:
-        """Jobs stuck in queued/processing longer than `older_than_s` (lost messages)."""
-        with self._pool.connection() as conn:
+        """Jobs of every tenant stuck in queued/processing longer than `older_than_s`."""
+        with maintenance_connection(self._pool) as conn:
             rows = conn.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing')"
                 " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at",

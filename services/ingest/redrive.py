@@ -14,6 +14,7 @@ from services.common.aws import s3_client, sqs_client
 from services.common.components import vector_store_from
 from services.common.db import open_pool_from
 from services.common.logging import setup_logging
+from services.common.tenancy import DEFAULT_TENANT, tenant_scope
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
 from services.ingest.config import IngestSettings
 from services.ingest.jobs import JobRepository
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{job.job_id}\t{job.document_id}\t{job.updated_at:%Y-%m-%d %H:%M}\t"
                       f"{job.error}")
             return 0
+        tenants = {j.job_id: j.tenant_id for j in failed}
         ids = [j.job_id for j in failed] if args.all_failed else args.job_ids
         submissions = Submissions(
             repo,
@@ -45,16 +47,22 @@ def main(argv: list[str] | None = None) -> int:
             vector_store_from(settings, pool),
             settings.max_upload_bytes,
         )
-        return _redrive(repo, submissions, ids)
+        return _redrive(repo, submissions, ids, tenants)
     finally:
         pool.close()
 
 
-def _redrive(repo: JobRepository, submissions: Submissions, job_ids: list[str]) -> int:
+def _redrive(
+    repo: JobRepository, submissions: Submissions, job_ids: list[str], tenants: dict[str, str]
+) -> int:
     missing = 0
     for job_id in job_ids:
-        if repo.reset_failed(job_id):
-            submissions.requeue(job_id)
+        # Each job is requeued as its own tenant; one that is not failed has none here.
+        with tenant_scope(tenants.get(job_id, DEFAULT_TENANT)):
+            redriven = job_id in tenants and repo.reset_failed(job_id)
+            if redriven:
+                submissions.requeue(job_id)
+        if redriven:
             print(f"requeued {job_id}")
         else:
             print(f"skipped {job_id}: no failed job with that id", file=sys.stderr)

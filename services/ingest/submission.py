@@ -1,4 +1,8 @@
-"""Accepting uploads and deleting documents: S3 first, then PostgreSQL, then SQS."""
+"""Accepting uploads and deleting documents: S3 first, then PostgreSQL, then SQS.
+
+Everything acts for the current tenant: raw objects are stored under `<tenant>/`, and
+queue messages name the tenant their job belongs to.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from services.common.errors import Conflict, InvalidArgument, Unavailable
 from services.common.filetypes import content_type_for, detect_kind
 from services.common.idempotency import RequestKey, RequestLog
+from services.common.tenancy import DEFAULT_TENANT, current_tenant, valid_tenant
 from services.common.types import DocumentMeta
 from services.common.uploads import validate_upload
 from services.common.vectorstore.base import VectorStore
@@ -94,7 +99,7 @@ class Submissions:
                               source=filename, content_type=content_type_for(kind),
                               tags=clean_tags),
             size_bytes=len(data), sha256=sha256,
-            object_key=f"documents/{document_id}/{job_id}/{safe_name}",
+            object_key=f"{current_tenant()}/documents/{document_id}/{job_id}/{safe_name}",
             document_key=document_key, request_id=request_id, request_hash=request_hash,
         )
         self._repo.ensure_available()  # fail fast, before anything is stored
@@ -180,5 +185,14 @@ def _raise_taken(request_id: str) -> Accepted:
 
 
 def _message(job_id: str, document_id: str, key: str, kind: str, version: int) -> dict[str, str]:
+    """The queue message of a job; the worker runs it as `tenant` (see message_tenant)."""
     return {"job_id": job_id, "document_id": document_id, "object_key": key, "kind": kind,
-            "version": str(version)}
+            "version": str(version), "tenant": current_tenant()}
+
+
+def message_tenant(body: Mapping[str, object]) -> str:
+    """The tenant a queue message acts for; messages from before tenants: the default."""
+    tenant = str(body.get("tenant") or DEFAULT_TENANT)
+    if not valid_tenant(tenant):
+        raise InvalidArgument(f"queue message with an invalid tenant {tenant!r}")
+    return tenant

@@ -10,6 +10,7 @@ and on shutdown hands an unfinished job back to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import threading
@@ -33,10 +34,12 @@ from services.common.telemetry import (
     ATTR_JOB_ID,
     extract_message_context,
 )
+from services.common.tenancy import tenant_scope
 from services.ingest.adapters import BlobStore, JobQueue, QueueMessage
 from services.ingest.config import IngestSettings
 from services.ingest.jobs import JobRepository
 from services.ingest.pipeline import IndexingPipeline
+from services.ingest.submission import message_tenant
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -55,7 +58,10 @@ class _Heartbeat:
         self._queue, self._message, self._timeout = queue, message, timeout_s
         self._touch = touch
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        # The caller's context: touch() acts for the job's tenant.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), daemon=True
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self._timeout / 3):
@@ -139,17 +145,27 @@ class IndexWorker:
         self._abandoned.add(message.receipt)
         try:
             self._queue.extend(message, 0)
-            self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
+            with tenant_scope(message_tenant(message.body)):
+                self._repo.requeue_if_processing(job_id, "interrupted by a shutdown; re-queued")
         except Exception:  # noqa: BLE001 - redelivery after the visibility timeout still works
             logger.warning("could not hand job %s back cleanly", job_id, exc_info=True)
 
     def process(self, message: QueueMessage) -> None:
-        """Index one queued job; acknowledges the message when it is settled."""
+        """Index one queued job, as the tenant its message names; acknowledges the
+        message when it is settled."""
         job_id = str(message.body.get("job_id", ""))
+        try:
+            tenant = message_tenant(message.body)
+        except InvalidArgument:
+            job_id = ""
         if not job_id:
             logger.error("dropping a malformed queue message")
             self._queue.ack(message)
             return
+        with tenant_scope(tenant):
+            self._process_traced(job_id, message)
+
+    def _process_traced(self, job_id: str, message: QueueMessage) -> None:
         parent = extract_message_context(message.attributes)
         with tracer.start_as_current_span(
             "ingest.process_job", context=parent, kind=SpanKind.CONSUMER

@@ -31,4 +31,4 @@ def test_node_client_passes_its_tests_against_the_platform(platform: RunningStac
     )
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:]
-    assert "# skipped 0" in report and "# pass 4" in report, report[-3000:]
+    assert "# skipped 0" in report and "# pass 5" in report, report[-3000:]

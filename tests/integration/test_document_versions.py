@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from services.common.aws import s3_client, sqs_client
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import Conflict, NotFound
+from services.common.tenancy import DEFAULT_TENANT, tenant_scope
 from services.common.types import DocumentMeta, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.common.vectorstore.chroma import ChromaVectorStore
@@ -207,7 +208,8 @@ def test_concurrent_retries_with_one_key_create_one_document(pg_ingest: Ingest) 
     results: list[Any] = []
 
     def upload() -> None:
-        results.append(pg_ingest.submissions.accept("notes.txt", "", OLD, request_id="race"))
+        with tenant_scope(DEFAULT_TENANT):  # a new thread starts outside any tenant
+            results.append(pg_ingest.submissions.accept("notes.txt", "", OLD, request_id="race"))
 
     threads = [threading.Thread(target=upload) for _ in range(4)]
     for t in threads:

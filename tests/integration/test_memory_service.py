@@ -14,6 +14,7 @@ from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from services.common.errors import ERROR_DOMAIN, error_info
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import start_server
 from services.common.idempotency import RequestLog
 from services.gateway.app import create_app
@@ -29,7 +30,7 @@ U, A = common_pb2.ROLE_USER, common_pb2.ROLE_ASSISTANT
 async def memory(clean_pool) -> AsyncIterator[memory_pb2_grpc.MemoryServiceStub]:
     store = SessionStore(clean_pool)
     running = await start_server("127.0.0.1:0", lambda s: servicer.register(s, store))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = open_channel(f"127.0.0.1:{running.port}")
     yield memory_pb2_grpc.MemoryServiceStub(channel)
     await channel.close()
     await running.stop(0)

@@ -21,6 +21,7 @@ from services.common.aws import s3_client, sqs_client
 from services.common.db import Pool, migrate, open_pool, postgres_probe
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import Unavailable
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import start_server
 from services.common.health import HealthMonitor
 from services.common.vectorstore.pgvector import PgVectorStore
@@ -93,7 +94,7 @@ async def test_health_and_calls_follow_a_database_outage(database: Database, poo
     await monitor.check_once()
     stop = asyncio.Event()
     probing = asyncio.create_task(monitor.run(stop))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = open_channel(f"127.0.0.1:{running.port}")
     health = health_pb2_grpc.HealthStub(channel)
     memory = memory_pb2_grpc.MemoryServiceStub(channel)
     try:

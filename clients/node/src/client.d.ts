@@ -4,10 +4,15 @@ import type * as grpc from "@grpc/grpc-js";
 
 export { grpc };
 
+/** The gRPC metadata key that names the tenant a call acts for. */
+export const TENANT_METADATA_KEY: "x-ragchat-tenant";
+
 export interface CallOptions {
   /** Milliseconds from now; every call has a deadline (default 10 s). */
   deadlineMs?: number;
   metadata?: grpc.Metadata;
+  /** The tenant this call acts for (overrides the client's). */
+  tenant?: string;
 }
 
 export interface ClientOptions {
@@ -15,6 +20,8 @@ export interface ClientOptions {
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
   deadlineMs?: number;
+  /** The tenant every call acts for (sent as x-ragchat-tenant); required by the services. */
+  tenant?: string;
 }
 
 type Method<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage;

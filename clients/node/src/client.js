@@ -7,6 +7,8 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 
 const DEFAULT_DEADLINE_MS = 10_000;
+// Every ragchat call acts for a tenant; services reject calls without this metadata.
+export const TENANT_METADATA_KEY = "x-ragchat-tenant";
 
 function definition(service) {
   const methods = {};
@@ -27,7 +29,12 @@ function definition(service) {
 
 function callOptions(options, defaults) {
   const deadlineMs = options.deadlineMs ?? defaults.deadlineMs ?? DEFAULT_DEADLINE_MS;
-  return [options.metadata ?? new grpc.Metadata(), { deadline: Date.now() + deadlineMs }];
+  const metadata = options.metadata?.clone() ?? new grpc.Metadata();
+  const tenant = options.tenant ?? defaults.tenant;
+  if (tenant && metadata.get(TENANT_METADATA_KEY).length === 0) {
+    metadata.set(TENANT_METADATA_KEY, tenant);
+  }
+  return [metadata, { deadline: Date.now() + deadlineMs }];
 }
 
 export function createClient(service, address, defaults = {}) {

@@ -19,6 +19,8 @@ const targets = {
   memory: process.env.RAGCHAT_MEMORY_TARGET,
 };
 const skip = Object.values(targets).some((t) => !t) && "no RAGCHAT_*_TARGET: platform not running";
+// Every call names its tenant; the gateway's keyless tenant is "default".
+const tenant = process.env.RAGCHAT_TENANT ?? "default";
 const FACT = "The Zorblatt lighthouse keeper feeds the harbour seals every Tuesday at dawn.";
 
 async function waitIndexed(ingest, jobId) {
@@ -35,9 +37,10 @@ describe("ragchat over gRPC from Node", { skip }, () => {
   const clients = [];
   let ingest, retrieval, generation;
   before(() => {
-    ingest = createClient(IngestService, targets.ingest);
-    retrieval = createClient(RetrievalService, targets.retrieval);
-    generation = createClient(GenerationService, targets.generation, { deadlineMs: 120_000 });
+    ingest = createClient(IngestService, targets.ingest, { tenant });
+    retrieval = createClient(RetrievalService, targets.retrieval, { tenant });
+    generation = createClient(GenerationService, targets.generation,
+      { deadlineMs: 120_000, tenant });
     clients.push(ingest, retrieval, generation);
   });
   after(() => clients.forEach((c) => c.close()));
@@ -111,6 +114,16 @@ describe("ragchat over gRPC from Node", { skip }, () => {
     await assert.rejects(retrieval.search({ query: "" }), (error) => {
       assert.equal(error.code, 3);
       assert.ok(error.details.length > 0);
+      return true;
+    });
+  });
+
+  test("a call without a tenant is UNAUTHENTICATED (TENANT_MISSING)", async () => {
+    const anonymous = createClient(RetrievalService, targets.retrieval);
+    clients.push(anonymous);
+    await assert.rejects(anonymous.search({ query: "seals" }), (error) => {
+      assert.equal(error.code, 16);
+      assert.match(error.details, /tenant/);
       return true;
     });
   });

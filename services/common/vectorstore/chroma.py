@@ -9,10 +9,15 @@ Filters become Chroma `where` clauses with the same meaning as in PostgreSQL; ta
 Keyword (BM25) search uses an SQLite FTS5 index in `<path>/keyword.sqlite3`
 (chroma_keyword.py), written after Chroma by replace_document and delete_document and
 filled in from the collection on open when it lacks chunks (e.g. an older persist dir).
+
+Each tenant has a collection and a keyword index of its own (the default tenant keeps
+the unsuffixed names, so data written before tenants stays where it was): no search
+ever meets, or is scored against, another tenant's chunks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from services.common.errors import DocumentSuperseded
+from services.common.tenancy import DEFAULT_TENANT, current_tenant, tenant_scope
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
     Slice,
@@ -37,10 +43,21 @@ from services.common.vectorstore.base import (
 from services.common.vectorstore.chroma_keyword import KeywordIndex, match_expression
 
 logger = logging.getLogger(__name__)
+_MAX_COLLECTION_NAME = 63  # Chroma's limit
+
+
+def space_names(collection: str, tenant: str) -> tuple[str, str]:
+    """(collection name, keyword index file name) of a tenant's space."""
+    if tenant == DEFAULT_TENANT:
+        return collection, "keyword.sqlite3"
+    name = f"{collection}--{tenant}"
+    if len(name) > _MAX_COLLECTION_NAME or not name[-1].isalnum():
+        name = f"{collection}--{hashlib.sha256(tenant.encode()).hexdigest()[:24]}"
+    return name, f"keyword-{tenant}.sqlite3"
 
 
 class ChromaVectorStore(VectorStore):
-    """Chunks in a persistent Chroma collection at `path`."""
+    """Chunks in persistent Chroma collections at `path`, one per tenant."""
 
     def __init__(self, path: str, collection: str = "ragchat") -> None:
         import chromadb  # deferred: heavy, and only needed with this backend
@@ -49,9 +66,8 @@ class ChromaVectorStore(VectorStore):
         self._client = chromadb.PersistentClient(
             path=str(path), settings=Settings(anonymized_telemetry=False)
         )
-        self._collection = self._client.get_or_create_collection(
-            collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
-        )
+        self._path, self._name = Path(path), collection
+        self._spaces: dict[str, tuple[Any, KeywordIndex]] = {}
         self._batch = max(1, int(self._client.get_max_batch_size()))
         # Chroma has no transactions: serialise writers of a document in this process at
         # least (per document, so a long document does not hold up the others).
@@ -59,9 +75,32 @@ class ChromaVectorStore(VectorStore):
             weakref.WeakValueDictionary()
         )
         self._locks_guard = threading.Lock()
-        self._keywords = KeywordIndex(Path(path) / "keyword.sqlite3")
-        if self._keywords.count() < self._collection.count():
-            self._backfill_keywords()
+        with tenant_scope(DEFAULT_TENANT):
+            self._space()  # open (and mend) the default tenant's space now
+
+    @property
+    def _collection(self) -> Any:
+        """The current tenant's collection."""
+        return self._space()[0]
+
+    @property
+    def _keywords(self) -> KeywordIndex:
+        """The current tenant's keyword index."""
+        return self._space()[1]
+
+    def _space(self) -> tuple[Any, KeywordIndex]:
+        tenant = current_tenant()
+        with self._locks_guard:
+            space = self._spaces.get(tenant)
+            if space is None:
+                name, keyword_file = space_names(self._name, tenant)
+                collection = self._client.get_or_create_collection(
+                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                )
+                space = self._spaces[tenant] = (collection, KeywordIndex(self._path / keyword_file))
+                if space[1].count() < collection.count():
+                    self._backfill_keywords(*space)
+        return space
 
     def replace_document(
         self,
@@ -176,19 +215,19 @@ class ChromaVectorStore(VectorStore):
             if chunk_id in rows  # else removed from Chroma after the index was read
         ]
 
-    def _backfill_keywords(self) -> None:
+    def _backfill_keywords(self, collection: Any, keywords: KeywordIndex) -> None:
         """Index chunks the keyword index lacks, e.g. of a collection written before it.
 
         Pages through the collection; chunks already indexed are left alone, so an
         interrupted run is finished by the next open.
         """
-        total = self._collection.count()
+        total = collection.count()
         logger.info("keyword index behind the collection (%d chunks): filling it in", total)
         added = 0
         for offset in range(0, total, self._batch):
-            page = self._collection.get(include=["documents", "metadatas"],
-                                        limit=self._batch, offset=offset)
-            added += self._keywords.add_missing([
+            page = collection.get(include=["documents", "metadatas"],
+                                  limit=self._batch, offset=offset)
+            added += keywords.add_missing([
                 (cid, str(meta["document_id"]), doc or "")
                 for cid, doc, meta in zip(page["ids"], page["documents"] or [],
                                           page["metadatas"] or [], strict=True)

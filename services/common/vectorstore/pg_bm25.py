@@ -1,8 +1,8 @@
 """BM25 in PostgreSQL over a postings table whose cost grows with the query's postings.
 
-`bm25_postings` holds one row per (lexeme, chunk) with the lexeme's term frequency and
-the chunk's length; `bm25_corpus` holds N and the total length, split over a few slot
-rows so concurrent writers rarely wait on one another (a transaction writes only the
+`bm25_postings` holds one row per (tenant, lexeme, chunk) with the lexeme's term frequency and
+the chunk's length; `bm25_corpus` holds each tenant's N and total length, split over a
+few slot rows so concurrent writers rarely wait on one another (a transaction writes only the
 slot of its backend, so two writers never lock two slots in opposite orders). Both are
 kept by statement-level triggers on `chunks`, so every path that writes or deletes
 chunks (replace, delete, the cascade from `documents`, TRUNCATE) keeps them in the same
@@ -20,44 +20,58 @@ from psycopg import sql
 CORPUS_SLOTS = 16
 
 SCHEMA: LiteralString = """
+-- Per tenant since tenants exist: tables of the older global layout are rebuilt (the
+-- backfill below refills them from chunks).
+DO $do$ BEGIN
+    IF to_regclass('bm25_corpus') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute
+            WHERE attrelid = to_regclass('bm25_corpus') AND attname = 'tenant_id') THEN
+        DROP TABLE IF EXISTS bm25_postings;
+        DROP TABLE bm25_corpus;
+    END IF;
+END $do$;
 CREATE TABLE IF NOT EXISTS bm25_postings (
+    tenant_id text NOT NULL,
     lexeme text NOT NULL,
     chunk_id text NOT NULL,
     tf int NOT NULL,
     dl int NOT NULL,
-    PRIMARY KEY (lexeme, chunk_id) INCLUDE (tf, dl)
+    PRIMARY KEY (tenant_id, lexeme, chunk_id) INCLUDE (tf, dl)
 );
 CREATE TABLE IF NOT EXISTS bm25_corpus (
-    slot int PRIMARY KEY,
+    tenant_id text NOT NULL,
+    slot int NOT NULL,
     n bigint NOT NULL DEFAULT 0,
-    total_length bigint NOT NULL DEFAULT 0
+    total_length bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, slot)
 );
 CREATE OR REPLACE FUNCTION ragchat_bm25_sync() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-    dn bigint := 0;
-    dl bigint := 0;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         TRUNCATE bm25_postings;
-        UPDATE bm25_corpus SET n = 0, total_length = 0;
+        DELETE FROM bm25_corpus;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         -- The old rows' own lexemes find their postings through the primary key.
         DELETE FROM bm25_postings p
-        USING (SELECT o.chunk_id, u.lexeme FROM old_rows o, unnest(o.tsv) u) x
-        WHERE p.lexeme = x.lexeme AND p.chunk_id = x.chunk_id;
-        SELECT dn - count(*), dl - coalesce(sum(o.tsv_length), 0) INTO dn, dl FROM old_rows o;
+        USING (SELECT o.tenant_id, o.chunk_id, u.lexeme FROM old_rows o, unnest(o.tsv) u) x
+        WHERE p.tenant_id = x.tenant_id AND p.lexeme = x.lexeme AND p.chunk_id = x.chunk_id;
+        INSERT INTO bm25_corpus AS c (tenant_id, slot, n, total_length)
+        SELECT o.tenant_id, pg_backend_pid() % {slots}, -count(*), -coalesce(sum(o.tsv_length), 0)
+        FROM old_rows o GROUP BY o.tenant_id
+        ON CONFLICT (tenant_id, slot) DO UPDATE
+        SET n = c.n + excluded.n, total_length = c.total_length + excluded.total_length;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO bm25_postings (lexeme, chunk_id, tf, dl)
-        SELECT u.lexeme, n.chunk_id, coalesce(array_length(u.positions, 1), 1), n.tsv_length
+        INSERT INTO bm25_postings (tenant_id, lexeme, chunk_id, tf, dl)
+        SELECT n.tenant_id, u.lexeme, n.chunk_id, coalesce(array_length(u.positions, 1), 1),
+               n.tsv_length
         FROM new_rows n, unnest(n.tsv) u;
-        SELECT dn + count(*), dl + coalesce(sum(n.tsv_length), 0) INTO dn, dl FROM new_rows n;
-    END IF;
-    IF dn <> 0 OR dl <> 0 THEN
-        UPDATE bm25_corpus SET n = n + dn, total_length = total_length + dl
-        WHERE slot = pg_backend_pid() % {slots};
+        INSERT INTO bm25_corpus AS c (tenant_id, slot, n, total_length)
+        SELECT n.tenant_id, pg_backend_pid() % {slots}, count(*), coalesce(sum(n.tsv_length), 0)
+        FROM new_rows n GROUP BY n.tenant_id
+        ON CONFLICT (tenant_id, slot) DO UPDATE
+        SET n = c.n + excluded.n, total_length = c.total_length + excluded.total_length;
     END IF;
     RETURN NULL;
 END
@@ -75,32 +89,34 @@ CREATE OR REPLACE TRIGGER chunks_bm25_truncate AFTER TRUNCATE ON chunks
 -- hold a lock that keeps writers out until this transaction commits.
 DO $do$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM bm25_corpus) THEN
-        INSERT INTO bm25_postings (lexeme, chunk_id, tf, dl)
-        SELECT u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.tsv_length
+        INSERT INTO bm25_postings (tenant_id, lexeme, chunk_id, tf, dl)
+        SELECT c.tenant_id, u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1),
+               c.tsv_length
         FROM chunks c, unnest(c.tsv) u
         ON CONFLICT DO NOTHING;
-        INSERT INTO bm25_corpus (slot, n, total_length)
-        SELECT s, CASE WHEN s = 0 THEN t.n ELSE 0 END, CASE WHEN s = 0 THEN t.l ELSE 0 END
-        FROM generate_series(0, {slots} - 1) s,
-             (SELECT count(*) AS n, coalesce(sum(tsv_length), 0) AS l FROM chunks) t;
+        INSERT INTO bm25_corpus (tenant_id, slot, n, total_length)
+        SELECT tenant_id, 0, count(*), coalesce(sum(tsv_length), 0) FROM chunks
+        GROUP BY tenant_id;
     END IF;
 END $do$;
 """
 
 # Lucene's BM25: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), df = the term's postings
-# (counted on the primary key alone); corpus statistics are global, so a filter changes
-# which chunks compete, never how a chunk scores. Only the query terms' postings are
+# (counted on the primary key alone); corpus statistics are the tenant's own (never
+# another tenant's) and ignore filters, so a filter changes which chunks compete, never
+# how a chunk scores. Only the query terms' postings are
 # read, straight into one aggregate; chunk rows only for the top k.
 KEYWORD_SEARCH: LiteralString = """
 WITH corpus AS (
     SELECT sum(n)::float8 AS n,
            CASE WHEN sum(n) > 0 THEN sum(total_length)::float8 / sum(n) ELSE 0 END AS avgdl
-    FROM bm25_corpus
+    FROM bm25_corpus WHERE tenant_id = %(tenant)s
 ), weights AS (
     SELECT t.lexeme, ln(1 + (corpus.n - df.n + 0.5) / (df.n + 0.5)) AS w
     FROM unnest(to_tsvector('english', %(q)s)) t CROSS JOIN corpus
     CROSS JOIN LATERAL (
-        SELECT count(*)::float8 AS n FROM bm25_postings p WHERE p.lexeme = t.lexeme
+        SELECT count(*)::float8 AS n FROM bm25_postings p
+        WHERE p.tenant_id = %(tenant)s AND p.lexeme = t.lexeme
     ) df
     WHERE df.n > 0
 ), scored AS (
@@ -108,7 +124,9 @@ WITH corpus AS (
            sum(w.w * p.tf * (%(k1)s + 1)
                / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / greatest(corpus.avgdl, 1))))
                AS score
-    FROM weights w JOIN bm25_postings p ON p.lexeme = w.lexeme CROSS JOIN corpus
+    FROM weights w
+    JOIN bm25_postings p ON p.tenant_id = %(tenant)s AND p.lexeme = w.lexeme
+    CROSS JOIN corpus
     {filter_join}
     GROUP BY p.chunk_id
     ORDER BY score DESC, p.chunk_id

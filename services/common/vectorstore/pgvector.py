@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from services.common.db import chunks_dimension
 from services.common.errors import DocumentDeleted, DocumentSuperseded
+from services.common.tenancy import DEFAULT_TENANT, tenant_or_none
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 from services.common.vectorstore.base import (
     Slice,
@@ -41,9 +42,20 @@ ON CONFLICT (document_id) DO UPDATE SET
     tags = EXCLUDED.tags
 """
 
+# Row-level security refuses COPY into chunks: slices are copied into a session-private
+# staging table (no policies; emptied at commit) and moved with one INSERT each.
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS chunk_staging (chunk_id text, document_id text,"
+    " ordinal int, text text, page int, heading text, embedding vector) ON COMMIT DELETE ROWS"
+)
 _COPY_CHUNKS = (
-    "COPY chunks (chunk_id, document_id, ordinal, text, page, heading, embedding)"
+    "COPY chunk_staging (chunk_id, document_id, ordinal, text, page, heading, embedding)"
     " FROM STDIN (FORMAT BINARY)"
+)
+_MOVE_CHUNKS = (
+    "WITH moved AS (DELETE FROM chunk_staging RETURNING *)"
+    " INSERT INTO chunks (chunk_id, document_id, ordinal, text, page, heading, embedding)"
+    " SELECT chunk_id, document_id, ordinal, text, page, heading, embedding FROM moved"
 )
 
 # Approximate: the HNSW index answers ORDER BY distance LIMIT k.
@@ -124,6 +136,7 @@ class PgVectorStore(VectorStore):
             removed = conn.execute(
                 "DELETE FROM chunks WHERE document_id = %s", (doc.document_id,)
             ).rowcount
+            conn.execute(_STAGING)
             try:
                 with conn.cursor() as cur:
                     for part, matrix in slices:
@@ -135,6 +148,7 @@ class PgVectorStore(VectorStore):
                                 copy.write_row((chunk.chunk_id, chunk.document_id,
                                                 chunk.ordinal, chunk.text, chunk.page,
                                                 chunk.heading, vector))
+                        cur.execute(_MOVE_CHUNKS)
                         written += len(part)
             except pg_errors.ForeignKeyViolation as exc:
                 raise DocumentDeleted(f"document {doc.document_id!r} was deleted") from exc
@@ -181,7 +195,10 @@ class PgVectorStore(VectorStore):
         text = check_keyword_query(query, top_k)
         if not text:
             return []
-        params: dict[str, Any] = {"q": text, "k": top_k, **self._bm25}
+        # The tenant's own postings and statistics. Row-level security agrees; the owner
+        # (tools, outside any tenant scope) reads the default tenant's.
+        tenant = tenant_or_none() or DEFAULT_TENANT
+        params: dict[str, Any] = {"q": text, "k": top_k, "tenant": tenant, **self._bm25}
         join: sql.Composable = sql.SQL("")
         if flt is not None and not flt.is_empty():
             join = sql.SQL(FILTER_JOIN).format(conditions=_conditions(flt, params))

@@ -13,6 +13,7 @@ from ragchat.common.v1 import common_pb2
 from ragchat.generation.v1 import generation_pb2, generation_pb2_grpc
 
 from services.common.errors import error_info
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import start_server
 from services.common.protomap import chunk_to_pb
 from services.common.types import ScoredChunk
@@ -48,7 +49,7 @@ async def stub() -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
         provider = OpenAIChatProvider("test-model", KEY, fake.base_url)
         running = await start_server("127.0.0.1:0", lambda s: servicer.register(
             s, Answerer(provider), QueryRewriter(provider), 64))
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        channel = open_channel(f"127.0.0.1:{running.port}")
         yield generation_pb2_grpc.GenerationServiceStub(channel)
         await channel.close()
         await running.stop(0)

@@ -12,6 +12,7 @@ from ragchat.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import ERROR_DOMAIN, error_info
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import start_server
 from services.common.vectorstore.base import VectorStore
 from services.retrieval import servicer
@@ -24,7 +25,7 @@ async def stub(
 ) -> AsyncIterator[retrieval_pb2_grpc.RetrievalServiceStub]:
     retriever = Retriever(embeddings, corpus_store, SearchPolicy(default_mode="hybrid"))
     running = await start_server("127.0.0.1:0", lambda s: servicer.register(s, retriever))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = open_channel(f"127.0.0.1:{running.port}")
     yield retrieval_pb2_grpc.RetrievalServiceStub(channel)
     await channel.close()
     await running.stop(0)

@@ -1,0 +1,100 @@
+"""What tenant isolation costs: search and replace as the RLS-bound service role vs the
+owner (which bypasses row-level security), on the same embedded database, same run.
+
+    python benchmarks/tenancy_overhead.py [--chunks-per-tenant 5000] [--tenants 2]
+
+Each tenant gets documents of 50 chunks (random words, random 384-d unit vectors).
+Printed: p50 per operation for both roles and their ratio; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devstack.embedded import start_postgres  # noqa: E402
+from services.common.db import migrate, open_pool  # noqa: E402
+from services.common.rls import APP_ROLE  # noqa: E402
+from services.common.tenancy import tenant_scope  # noqa: E402
+from services.common.types import ChunkRecord, DocumentMeta  # noqa: E402
+from services.common.vectorstore.pgvector import PgVectorStore  # noqa: E402
+
+WORDS = [f"w{n}" for n in range(3000)]
+PER_DOC = 50
+
+
+def _doc(rng: random.Random, doc_id: str) -> tuple[DocumentMeta, list[ChunkRecord], np.ndarray]:
+    chunks = [ChunkRecord(f"{doc_id}:{i}", doc_id, i, " ".join(rng.choices(WORDS, k=60)))
+              for i in range(PER_DOC)]
+    vectors = np.random.default_rng(rng.randrange(1 << 30)).normal(size=(PER_DOC, 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return DocumentMeta(doc_id, doc_id, f"{doc_id}.txt", "text/plain"), chunks, vectors
+
+
+def p50_ms(call: Callable[[], object], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks-per-tenant", type=int, default=5000)
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_postgres(Path(tmp) / "pg")
+        try:
+            migrate(server.dsn, 384)
+            owner, role = open_pool(server.dsn, max_size=2), open_pool(
+                server.dsn, max_size=2, role=APP_ROLE)
+            stores = {"owner": PgVectorStore(owner), "ragchat_app": PgVectorStore(role)}
+            for t in range(args.tenants):
+                with tenant_scope(f"tenant{t}"):
+                    for d in range(args.chunks_per_tenant // PER_DOC):
+                        stores["ragchat_app"].replace_document(*_doc(rng, f"t{t}d{d}"))
+            with owner.connection() as conn:
+                conn.execute("ANALYZE")
+            query = np.random.default_rng(1).normal(size=384).astype(np.float32)
+            results: dict[str, dict[str, float]] = {}
+            with tenant_scope("tenant0"):
+                for name, store in stores.items():
+                    doc = _doc(rng, f"bench-{name}")
+                    results[name] = {
+                        "dense_ms": p50_ms(lambda s=store: s.search(query, 10), args.runs),
+                        "keyword_ms": p50_ms(lambda s=store: s.keyword_search(
+                            "w1 w20 w300", 10), args.runs),
+                        "replace_50_chunks_ms": p50_ms(
+                            lambda s=store, d=doc: s.replace_document(*d), 30),
+                    }
+            owner.close()
+            role.close()
+        finally:
+            server.stop()
+    print(f"{'operation':<22} {'owner (no RLS)':>15} {'ragchat_app':>12} {'ratio':>6}")
+    for op in results["owner"]:
+        a, b = results["owner"][op], results["ragchat_app"][op]
+        print(f"{op:<22} {a:>15.3f} {b:>12.3f} {b / a:>6.2f}")
+    print(json.dumps({"chunks_per_tenant": args.chunks_per_tenant, "tenants": args.tenants,
+                      "p50": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
