@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from services.common.db import migrate, open_pool
@@ -154,7 +155,8 @@ def build(pool: ConnectionPool, corpus: Corpus, vectors: Vectors, n: int,
         matrix = load_chunks(pool, corpus, vectors, n)
     loaded = time.perf_counter() - started
     with pool.connection() as conn:
-        conn.execute("SET maintenance_work_mem = '2GB'")
+        # A graph larger than this is built on disk, several times slower.
+        conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(args.build_mem)))
         conn.execute(
             f"CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw "
             f"(embedding vector_cosine_ops) WITH (m = {int(args.m)}, "
@@ -245,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=int, default=100, help="for the latency runs")
     parser.add_argument("--m", type=int, default=16, help="HNSW m")
     parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
+    parser.add_argument("--build-mem", default="2GB", help="maintenance_work_mem of the build")
     parser.add_argument("--dense-only", action="store_true",
                         help="vectors only (COPY, no text or postings); dense figures only")
     parser.add_argument("--dataset", default=str(DATASET))
