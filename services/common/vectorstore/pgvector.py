@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any, LiteralString
 
 import numpy as np
@@ -204,16 +205,22 @@ class PgVectorStore(VectorStore):
         query = check_query(vector, top_k, self.dimension())
         params: dict[str, Any] = {"q": query, "k": top_k}
         exact = (flt is not None and not flt.is_empty()) or top_k > _MAX_EF_SEARCH
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection() as conn:
             if exact:
                 where = conditions(flt or SearchFilter(), params)
                 statement = sql.SQL(_EXACT_SEARCH).format(conditions=where)
                 rows = conn.execute(statement, params).fetchall()
                 return [(row[0], row[-1]) for row in rows] if light else rows
-            # The HNSW scan returns at most ef_search rows: never fewer than k.
+            # The HNSW scan returns at most ef_search rows: never fewer than k. The
+            # setting is local to the checkout's transaction (an explicit one only in
+            # autocommit: a savepoint would cost two more round trips); one pipeline
+            # sends it with the query.
             ef = str(max(self._ef_search, top_k))
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
-            return conn.execute(_ANN_CANDIDATES if light else _ANN_SEARCH, params).fetchall()
+            local = conn.transaction() if conn.autocommit else nullcontext()
+            with local, conn.pipeline():
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
+                return conn.execute(_ANN_CANDIDATES if light else _ANN_SEARCH,
+                                    params).fetchall()
 
     def keyword_search(
         self, query: str, top_k: int, flt: SearchFilter | None = None
