@@ -245,8 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--efs", default="10,20,40,100,200", help="ef_search values")
     parser.add_argument("--ef-search", type=int, default=100, help="for the latency runs")
-    parser.add_argument("--m", type=int, default=16, help="HNSW m")
-    parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
+    parser.add_argument("--m", type=int, default=24, help="HNSW m")
+    parser.add_argument("--ef-construction", type=int, default=128, help="HNSW ef_construction")
     parser.add_argument("--build-mem", default="2GB", help="maintenance_work_mem of the build")
     parser.add_argument("--dense-only", action="store_true",
                         help="vectors only (COPY, no text or postings); dense figures only")
