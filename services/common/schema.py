@@ -98,7 +98,7 @@ CREATE INDEX IF NOT EXISTS sessions_updated_at_id_idx ON sessions (updated_at, s
 -- and may commit only while it is still the latest (checked under the row lock).
 ALTER TABLE documents ADD COLUMN IF NOT EXISTS version int NOT NULL DEFAULT 1;
 ALTER TABLE documents ADD COLUMN IF NOT EXISTS document_key text;
-CREATE UNIQUE INDEX IF NOT EXISTS documents_document_key_idx ON documents (document_key);
+-- document_key is unique per tenant: services.common.rls creates that index.
 -- Keyset paging: (created_at, document_id) scanned backwards.
 CREATE INDEX IF NOT EXISTS documents_created_at_id_idx ON documents (created_at, document_id);
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS version int NOT NULL DEFAULT 1;

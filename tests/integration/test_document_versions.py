@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -123,7 +124,9 @@ def test_a_new_version_replaces_the_old_one_without_a_gap(ingest: Ingest) -> Non
             stop.wait(0.01)
 
     ingest.store.hook = let_searches_run
-    searcher = threading.Thread(target=search_while_swapping)
+    # The searcher acts for the test's tenant too (a new thread starts outside any).
+    searcher = threading.Thread(target=contextvars.copy_context().run,
+                                args=(search_while_swapping,))
     searcher.start()
     try:
         second = ingest.submissions.accept("handbook-v2.md", "", NEW, document_key="handbook")

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from services.common.db import migrate, open_pool
 from services.common.embeddings import EmbeddingProvider
 from services.common.idempotency import RequestKey
 from services.common.rls import APP_ROLE, RLS_TABLES
@@ -34,7 +35,7 @@ def _fill(stack: TenantStack, tenant: str) -> None:
     with tenant_scope(tenant):
         stack.submissions.accept(f"{tenant}.txt", "text/plain",
                                  f"The {tenant} lighthouse keeper feeds the seals.".encode(),
-                                 request_id=f"upload-{tenant}")
+                                 document_key="handbook", request_id="upload-1")
         session = stack.sessions.create(RequestKey("CreateSession", f"create-{tenant}", "f"))
         stack.sessions.append(session.session_id, [HistoryTurn("user", "hello")])
     stack.index_all()
@@ -69,13 +70,14 @@ def test_the_service_role_sees_no_rows_without_a_tenant_and_only_its_tenants_wit
             conn.execute("INSERT INTO sessions (session_id, tenant_id) VALUES ('x', 'acme')")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("TRUNCATE sessions CASCADE")
+    # Both tenants chose the same document_key and request id: per tenant, so a second
+    # migration (every start of the embedded stack) finds nothing to refuse.
+    migrate(postgres.dsn, 384)
 
 
 @pytest.fixture(params=["pgvector", "chroma"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "pgvector":
-        from services.common.db import open_pool
-
         request.getfixturevalue("clean_pool")
         pool = open_pool(request.getfixturevalue("postgres").dsn, max_size=2, role=APP_ROLE)
         request.addfinalizer(pool.close)
