@@ -111,14 +111,21 @@ class Retriever:
         span.set_attribute(ATTR_RERANKER, reranker.name if reranker else "none")
         candidates = self._candidates(query, mode, k, min_score, flt, reranker is not None)
         span.set_attribute(ATTR_CANDIDATE_COUNT, len(candidates))
+        # Hybrid candidates come without text: only the chunks that survive get read.
+        bare = mode == "hybrid"
         if reranker is not None:
             depth = max(self.policy.rerank_depth, k)
             with tracer.start_as_current_span("retrieval.rerank"):
-                candidates = reranker.rerank(query, candidates[:depth])
+                shortlist = candidates[:depth]
+                if bare:
+                    shortlist, bare = self._store.hydrate(shortlist), False
+                candidates = reranker.rerank(query, shortlist)
         kind = reranker.score_kind if reranker else mode
         threshold = self.policy.default_min_score(kind) if min_score is None else min_score
         span.set_attribute(ATTR_MIN_SCORE, threshold)
         results = [c for c in candidates if c.score >= threshold][:k]
+        if bare:
+            results = self._store.hydrate(results)
         span.set_attribute(ATTR_RESULT_COUNT, len(results))
         return SearchResult(results, mode, reranker.name if reranker else "")
 
@@ -158,20 +165,25 @@ class Retriever:
         keyword_depth = max(depth, policy.keyword_depth)
         context = contextvars.copy_context()  # the keyword span keeps its parent
         pending = self._keyword_pool.submit(context.run, self._keyword, query, keyword_depth,
-                                            flt)
-        dense = self._dense(query, max(depth, policy.dense_depth), policy.dense_min_score, flt)
+                                            flt, True)
+        dense = self._dense(query, max(depth, policy.dense_depth), policy.dense_min_score, flt,
+                            True)
         keyword = pending.result()
         return weighted_rrf(
             [(dense, policy.dense_weight), (keyword, policy.keyword_weight)], policy.rrf_k
         )
 
     def _dense(
-        self, query: str, depth: int, floor: float, flt: SearchFilter | None
+        self, query: str, depth: int, floor: float, flt: SearchFilter | None, bare: bool = False
     ) -> list[ScoredChunk]:
         with tracer.start_as_current_span("retrieval.dense"):
             vector = self._embeddings.embed_query(query)
-            return self._store.search(vector, depth, floor, flt)
+            search = self._store.search_candidates if bare else self._store.search
+            return search(vector, depth, floor, flt)
 
-    def _keyword(self, query: str, depth: int, flt: SearchFilter | None) -> list[ScoredChunk]:
+    def _keyword(
+        self, query: str, depth: int, flt: SearchFilter | None, bare: bool = False
+    ) -> list[ScoredChunk]:
         with tracer.start_as_current_span("retrieval.keyword"):
-            return self._store.keyword_search(query, depth, flt)
+            search = self._store.keyword_candidates if bare else self._store.keyword_search
+            return search(query, depth, flt)

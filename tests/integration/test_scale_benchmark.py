@@ -17,15 +17,7 @@ def test_the_scale_benchmark_runs_and_reports_json(
     tmp_path: Path, make_database: Callable[[str], str]
 ) -> None:
     dsn = make_database("scale_benchmark")
-    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--sizes", "1200,1500",
-         "--dim", "16", "--queries", "12", "--efs", "10,100", "--dataset", str(DATASET),
-         "--database-url", dsn],
-        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = _run(tmp_path, dsn, "--sizes", "1200,1500", "--efs", "10,100")
     assert [r["chunks"] for r in report["results"]] == [1200, 1500]
     for result in report["results"]:
         assert set(result["recall_at_10"]) == {"10", "100"}
@@ -33,3 +25,29 @@ def test_the_scale_benchmark_runs_and_reports_json(
         assert set(result["latency_ms"]) == {"dense", "keyword", "hybrid"}
         assert all(v["p50"] > 0 for v in result["latency_ms"].values())
         assert result["disk"]["postings_mib"] > 0 and result["hnsw_build_s"] >= 0
+        assert set(result["dense_ms_by_ef_search"]) == {"10", "100"}
+
+
+def test_the_dense_only_scale_run_copies_vectors_and_builds_the_chosen_graph(
+    tmp_path: Path, make_database: Callable[[str], str]
+) -> None:
+    dsn = make_database("scale_dense_only")
+    report = _run(tmp_path, dsn, "--sizes", "3000", "--dense-only", "--m", "8",
+                  "--ef-construction", "32", "--efs", "10,200")
+    assert report["hnsw"] == {"m": 8, "ef_construction": 32} and report["dense_only"]
+    (result,) = report["results"]
+    assert result["chunks"] == 3000 and set(result["latency_ms"]) == {"dense"}
+    assert result["recall_at_10"]["200"] >= 0.9
+    assert result["recall_at_10"]["10"] <= result["recall_at_10"]["200"]
+    assert result["disk"]["postings_mib"] < 0.1 < result["disk"]["hnsw_mib"]  # no text
+
+
+def _run(tmp_path: Path, dsn: str, *options: str) -> dict:
+    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--dim", "16",
+         "--queries", "12", "--dataset", str(DATASET), "--database-url", dsn, *options],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -13,6 +13,7 @@ from ragchat.common.v1 import common_pb2
 from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from services.common.db import migrate
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import start_server
 from services.gateway.app import create_app
 from services.gateway.clients import ServiceClients
@@ -50,7 +51,7 @@ async def test_sessions_list_newest_activity_first_in_keyset_pages(
     running = await start_server(
         "127.0.0.1:0", lambda s: servicer.register(s, SessionStore(clean_pool))
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+    async with open_channel(f"127.0.0.1:{running.port}") as channel:
         memory = memory_pb2_grpc.MemoryServiceStub(channel)
         ids = [(await memory.CreateSession(memory_pb2.CreateSessionRequest())).session_id
                for _ in range(5)]

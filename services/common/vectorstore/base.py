@@ -66,6 +66,29 @@ class VectorStore(ABC):
         has the same exact semantics as in `search`.
         """
 
+    def search_candidates(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        min_score: float = 0.0,
+        flt: SearchFilter | None = None,
+    ) -> list[ScoredChunk]:
+        """`search`, but a store may leave text and metadata out: see `hydrate`."""
+        return self.search(vector, top_k, min_score, flt)
+
+    def keyword_candidates(
+        self, query: str, top_k: int, flt: SearchFilter | None = None
+    ) -> list[ScoredChunk]:
+        """`keyword_search`, but a store may leave text and metadata out: see `hydrate`."""
+        return self.keyword_search(query, top_k, flt)
+
+    def hydrate(self, chunks: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+        """Candidates with their text and metadata, in order, scores kept.
+
+        A chunk deleted since it was found is left out.
+        """
+        return list(chunks)
+
     @abstractmethod
     def count_chunks(self, document_id: str | None = None) -> int:
         """Chunks stored in total, or for one document."""

@@ -106,7 +106,7 @@ END $do$;
 # another tenant's) and ignore filters, so a filter changes which chunks compete, never
 # how a chunk scores. Only the query terms' postings are
 # read, straight into one aggregate; chunk rows only for the top k.
-KEYWORD_SEARCH: LiteralString = """
+KEYWORD_SCORED: LiteralString = """
 WITH corpus AS (
     SELECT sum(n)::float8 AS n,
            CASE WHEN sum(n) > 0 THEN sum(total_length)::float8 / sum(n) ELSE 0 END AS avgdl
@@ -132,12 +132,21 @@ WITH corpus AS (
     ORDER BY score DESC, p.chunk_id
     LIMIT %(k)s
 )
+"""
+
+# The top k with their chunk rows.
+KEYWORD_SEARCH: LiteralString = KEYWORD_SCORED + """
 SELECT s.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading,
        s.score
 FROM scored s
 JOIN chunks c ON c.chunk_id = s.chunk_id
 JOIN documents d ON d.document_id = c.document_id
 ORDER BY s.score DESC, s.chunk_id
+"""
+
+# The top k as (chunk_id, score) only: hybrid search reads chunk rows for the fused top k.
+KEYWORD_CANDIDATES: LiteralString = KEYWORD_SCORED + """
+SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id
 """
 
 # Only a filtered search reads chunk and document rows for every candidate.

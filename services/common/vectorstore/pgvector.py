@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, LiteralString
 
 import numpy as np
 from psycopg import Connection, sql
@@ -24,7 +24,12 @@ from services.common.vectorstore.base import (
     check_query,
     checked_slices,
 )
-from services.common.vectorstore.pg_bm25 import FILTER_JOIN, KEYWORD_SEARCH
+from services.common.vectorstore.pg_bm25 import (
+    FILTER_JOIN,
+    KEYWORD_CANDIDATES,
+    KEYWORD_SEARCH,
+)
+from services.common.vectorstore.pg_rows import bare, conditions, cosines, scored
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,18 @@ FROM (
     FROM chunks ORDER BY embedding <=> %(q)s LIMIT %(k)s
 ) c JOIN documents d ON d.document_id = c.document_id
 ORDER BY c.distance
+"""
+
+# Hybrid candidates: ids and distances only; `hydrate` reads the fused top k's rows.
+_ANN_CANDIDATES = """
+SELECT chunk_id, embedding <=> %(q)s AS distance
+FROM chunks ORDER BY embedding <=> %(q)s LIMIT %(k)s
+"""
+
+_HYDRATE = """
+SELECT c.chunk_id, c.document_id, d.title, d.source, c.text, c.ordinal, c.page, c.heading
+FROM chunks c JOIN documents d ON d.document_id = c.document_id
+WHERE c.chunk_id = ANY(%s)
 """
 
 # Exact: the MATERIALIZED CTE keeps the planner from using the HNSW index, whose
@@ -168,30 +185,58 @@ class PgVectorStore(VectorStore):
         min_score: float = 0.0,
         flt: SearchFilter | None = None,
     ) -> list[ScoredChunk]:
+        rows = self._dense_rows(vector, top_k, flt, light=False)
+        return [scored(columns, score, "dense") for *columns, score in cosines(rows, min_score)]
+
+    def search_candidates(
+        self,
+        vector: np.ndarray,
+        top_k: int,
+        min_score: float = 0.0,
+        flt: SearchFilter | None = None,
+    ) -> list[ScoredChunk]:
+        rows = self._dense_rows(vector, top_k, flt, light=True)
+        return [bare(chunk_id, score, "dense") for chunk_id, score in cosines(rows, min_score)]
+
+    def _dense_rows(
+        self, vector: np.ndarray, top_k: int, flt: SearchFilter | None, light: bool
+    ) -> list[tuple[Any, ...]]:
+        """Rows ending in the cosine distance (`light`: chunk id and distance only)."""
         query = check_query(vector, top_k, self.dimension())
         params: dict[str, Any] = {"q": query, "k": top_k}
         exact = (flt is not None and not flt.is_empty()) or top_k > _MAX_EF_SEARCH
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection() as conn:
             if exact:
-                conditions = _conditions(flt or SearchFilter(), params)
-                statement = sql.SQL(_EXACT_SEARCH).format(conditions=conditions)
+                where = conditions(flt or SearchFilter(), params)
+                statement = sql.SQL(_EXACT_SEARCH).format(conditions=where)
                 rows = conn.execute(statement, params).fetchall()
-            else:
-                # The HNSW scan returns at most ef_search rows: never fewer than k.
-                ef = str(max(self._ef_search, top_k))
+                return [(row[0], row[-1]) for row in rows] if light else rows
+            # The HNSW scan returns at most ef_search rows: never fewer than k. The
+            # setting is local to the checkout's transaction (an explicit one only in
+            # autocommit: a savepoint would cost two more round trips); one pipeline
+            # sends it with the query.
+            ef = str(max(self._ef_search, top_k))
+            local = conn.transaction() if conn.autocommit else nullcontext()
+            with local, conn.pipeline():
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
-                rows = conn.execute(_ANN_SEARCH, params).fetchall()
-        results = []
-        for *columns, distance in rows:
-            score = 1.0 - float(distance)
-            if math.isnan(score) or score < min_score:
-                continue  # NaN: a zero vector has no direction
-            results.append(_scored(columns, score, "dense"))
-        return results
+                return conn.execute(_ANN_CANDIDATES if light else _ANN_SEARCH,
+                                    params).fetchall()
 
     def keyword_search(
         self, query: str, top_k: int, flt: SearchFilter | None = None
     ) -> list[ScoredChunk]:
+        rows = self._keyword_rows(query, top_k, flt, KEYWORD_SEARCH)
+        return [scored(columns, float(score), "keyword") for *columns, score in rows]
+
+    def keyword_candidates(
+        self, query: str, top_k: int, flt: SearchFilter | None = None
+    ) -> list[ScoredChunk]:
+        rows = self._keyword_rows(query, top_k, flt, KEYWORD_CANDIDATES)
+        return [bare(chunk_id, float(score), "keyword") for chunk_id, score in rows]
+
+    def _keyword_rows(
+        self, query: str, top_k: int, flt: SearchFilter | None, statement: LiteralString
+    ) -> list[tuple[Any, ...]]:
         text = check_keyword_query(query, top_k)
         if not text:
             return []
@@ -201,11 +246,18 @@ class PgVectorStore(VectorStore):
         params: dict[str, Any] = {"q": text, "k": top_k, "tenant": tenant, **self._bm25}
         join: sql.Composable = sql.SQL("")
         if flt is not None and not flt.is_empty():
-            join = sql.SQL(FILTER_JOIN).format(conditions=_conditions(flt, params))
-        statement = sql.SQL(KEYWORD_SEARCH).format(filter_join=join)
+            join = sql.SQL(FILTER_JOIN).format(conditions=conditions(flt, params))
         with self._pool.connection() as conn:
-            rows = conn.execute(statement, params).fetchall()
-        return [_scored(columns, float(score), "keyword") for *columns, score in rows]
+            return conn.execute(sql.SQL(statement).format(filter_join=join), params).fetchall()
+
+    def hydrate(self, chunks: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+        if not chunks:
+            return []
+        with self._pool.connection() as conn:
+            rows = conn.execute(_HYDRATE, ([c.chunk_id for c in chunks],)).fetchall()
+        found = {row[0]: row for row in rows}
+        return [scored(found[c.chunk_id], c.score, c.score_kind)
+                for c in chunks if c.chunk_id in found]
 
     def count_chunks(self, document_id: str | None = None) -> int:
         with self._pool.connection() as conn:
@@ -230,32 +282,3 @@ def _claim_version(conn: Connection[Any], doc: DocumentMeta) -> None:
             f"document {doc.document_id!r} version {doc.version} was superseded by "
             f"version {row[0]}"
         )
-
-
-def _scored(columns: Sequence[Any], score: float, kind: str) -> ScoredChunk:
-    """A hit from (chunk_id, document_id, title, source, text, ordinal, page, heading)."""
-    chunk_id, document_id, title, source, text, ordinal, page, heading = columns
-    return ScoredChunk(chunk_id=chunk_id, document_id=document_id, title=title, source=source,
-                       text=text, ordinal=ordinal, score=score, score_kind=kind, page=page,
-                       heading=heading)
-
-
-def _conditions(flt: SearchFilter, params: dict[str, Any]) -> sql.Composable:
-    """The filter as a WHERE clause over documents `d` and chunks `c`; fills `params`."""
-    parts: list[sql.Composable] = [sql.SQL("true")]
-    if flt.sources:
-        params["sources"] = list(flt.sources)
-        parts.append(sql.SQL("d.source = ANY(%(sources)s)"))
-    if flt.tags:
-        params["tags"] = list(flt.tags)
-        parts.append(sql.SQL("d.tags @> %(tags)s::text[]"))
-    if flt.created_after:
-        params["after"] = as_utc(flt.created_after)
-        parts.append(sql.SQL("d.created_at >= %(after)s"))
-    if flt.created_before:
-        params["before"] = as_utc(flt.created_before)
-        parts.append(sql.SQL("d.created_at < %(before)s"))
-    if flt.document_ids:
-        params["ids"] = list(flt.document_ids)
-        parts.append(sql.SQL("c.document_id = ANY(%(ids)s)"))
-    return sql.SQL(" AND ").join(parts)

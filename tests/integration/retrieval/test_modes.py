@@ -8,7 +8,7 @@ import pytest
 
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import InvalidArgument
-from services.common.types import SearchFilter
+from services.common.types import ScoredChunk, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.retrieval.fusion import weighted_rrf
 from services.retrieval.rerank import EmbeddingReranker
@@ -57,6 +57,13 @@ def test_hybrid_order_is_the_weighted_fusion_of_both_sides(
         hybrid = retriever.search(query, top_k=10, mode="hybrid").chunks
         assert [c.chunk_id for c in hybrid] == [c.chunk_id for c in expected]
         assert [c.score for c in hybrid] == pytest.approx([c.score for c in expected])
+        # Candidates are fused from ids alone; the survivors carry their full rows.
+        assert [_row(c) for c in hybrid] == [_row(c) for c in expected]
+
+
+def _row(chunk: ScoredChunk) -> tuple:
+    return (chunk.chunk_id, chunk.document_id, chunk.title, chunk.source, chunk.text,
+            chunk.ordinal, chunk.page, chunk.heading)
 
 
 def test_an_off_topic_question_finds_nothing_by_default(retriever: Retriever) -> None:
@@ -104,6 +111,12 @@ def test_embedding_reranker_reorders_by_cosine(
                                                                abs=1e-5)
     not_reranked = reranking.search(query, top_k=10, mode="keyword", rerank=False)
     assert not_reranked.reranker == "" and not_reranked.chunks[0].score_kind == "keyword"
+    # Hybrid candidates are fused from ids alone: the reranker still scores their text.
+    cosine = {c.chunk_id: c.score for c in plain.search(query, top_k=100, mode="dense").chunks}
+    hybrid = reranking.search(query, top_k=10, mode="hybrid").chunks
+    assert len(hybrid) >= 3 and all(c.text for c in hybrid)
+    assert [c.score for c in hybrid] == pytest.approx([cosine[c.chunk_id] for c in hybrid],
+                                                      abs=1e-5)
 
 
 def test_bad_requests_are_invalid_argument(retriever: Retriever) -> None:
