@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -51,13 +52,23 @@ def _normans(limit: int) -> list[dict[str, Any]]:
     return read_jsonl(datasets_dir() / "squad2-normans" / "corpus.jsonl")[:limit]
 
 
-def _context() -> list[ScoredChunk]:
+def _context(round_: int) -> list[ScoredChunk]:
+    """5 Normans paragraphs, different ones each round: llama.cpp reuses the evaluated
+    prefix of the previous prompt, so a repeated prompt would skip its evaluation."""
+    docs = _normans(40)[5 * round_ : 5 * round_ + 5]
     return [
         ScoredChunk(chunk_id=f"{doc['_id']}:0", document_id=doc["_id"], text=doc["text"],
                     title=doc["title"], source=f"{doc['_id']}.txt", ordinal=0,
                     score=1.0 - n / 10)
-        for n, doc in enumerate(_normans(5))
+        for n, doc in enumerate(docs)
     ]
+
+
+def _prompt(round_: int, max_tokens: int) -> Prompt:
+    capture = _Capture()
+    Answerer(capture).answer(QUESTION, _context(round_), [], max_tokens)
+    assert capture.prompt is not None
+    return capture.prompt
 
 
 class _Capture(LLMProvider):
@@ -97,28 +108,26 @@ def in_process(rounds: int, max_tokens: int, transformers: bool) -> dict[str, di
     """Raw llama.cpp against the answerer over each local runtime, same prompt."""
     from llama_cpp import Llama
 
-    chunks = _context()
-    capture = _Capture()
-    Answerer(capture).answer(QUESTION, chunks, [], max_tokens)
-    assert capture.prompt is not None
-    completion = capture.prompt.completion
-    raw = Llama(model_path=default_model_path(), n_ctx=4096, verbose=False)
+    threads = os.cpu_count() or 1  # as the provider runs it
+    raw = Llama(model_path=default_model_path(), n_ctx=4096, n_threads=threads,
+                n_threads_batch=threads, verbose=False)
 
-    def raw_stream() -> Iterator[str]:
+    def raw_stream(round_: int) -> Iterator[str]:
+        completion = _prompt(round_, max_tokens).completion
         for part in raw.create_completion(completion, max_tokens=max_tokens, temperature=0.0,
                                           top_k=1, stream=True):
             yield part["choices"][0]["text"] or " "  # one chunk per token, even partial UTF-8
 
-    runs: dict[str, Callable[[], Iterable[object]]] = {"raw_llama_cpp": raw_stream}
+    runs: dict[str, Callable[[int], Iterable[object]]] = {"raw_llama_cpp": raw_stream}
     runtimes = ["llama_cpp", "transformers"] if transformers else ["llama_cpp"]
     for runtime in runtimes:
         answerer = Answerer(LocalGGUFProvider(runtime=runtime))
-        answerer.answer(QUESTION, chunks, [], 4)  # load the weights outside the timing
-        runs[runtime] = lambda a=answerer: a.stream(QUESTION, chunks, [], max_tokens)
+        answerer.answer(QUESTION, _context(0), [], 4)  # load the weights outside the timing
+        runs[runtime] = lambda r, a=answerer: a.stream(QUESTION, _context(r), [], max_tokens)
     results: dict[str, dict[str, float]] = {}
     for name, run in runs.items():
-        next(iter(run()), None)  # warm-up: caches, thread pools
-        results[name] = _median([_timed(run()) for _ in range(rounds)])
+        list(run(rounds))  # warm-up on other paragraphs: thread pools, allocations
+        results[name] = _median([_timed(run(r)) for r in range(rounds)])
         print(f"{name}: {results[name]}", flush=True)
     base = results["raw_llama_cpp"]
     for figures in results.values():
@@ -131,13 +140,13 @@ def _first_delta_after_headers(http: httpx.Client) -> float:
     with http.stream("POST", "/query/stream", json={"question": QUESTION}) as resp:
         resp.raise_for_status()
         headers_at = time.perf_counter()
-        for line in resp.iter_lines():
-            if line.startswith("event: delta"):
+        first = None
+        for line in resp.iter_lines():  # read to the end: the answer completes as a user sees it
+            if first is None and line.startswith("event: delta"):
                 first = time.perf_counter() - headers_at
-                for _ in resp.iter_lines():  # drain: the answer completes as a user sees it
-                    pass
-                return first
-    raise RuntimeError("the stream sent no delta")
+    if first is None:
+        raise RuntimeError("the stream sent no delta")
+    return first
 
 
 def _burst(base_url: str, clients: int) -> list[tuple[int, float]]:
