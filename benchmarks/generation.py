@@ -110,7 +110,7 @@ def in_process(rounds: int, max_tokens: int, transformers: bool) -> dict[str, di
 
     threads = os.cpu_count() or 1  # as the provider runs it
     raw = Llama(model_path=default_model_path(), n_ctx=4096, n_threads=threads,
-                n_threads_batch=threads, verbose=False)
+                n_threads_batch=threads, flash_attn=True, verbose=False)
 
     def raw_stream(round_: int) -> Iterator[str]:
         completion = _prompt(round_, max_tokens).completion
