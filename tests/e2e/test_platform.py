@@ -264,30 +264,42 @@ def test_an_upload_trace_continues_into_the_worker(platform: RunningStack) -> No
 def test_a_stream_whose_generation_dies_ends_with_an_error_event(
     platform: RunningStack, indexed: dict[str, str]
 ) -> None:
-    """Runs late in this module: it stops the generation service."""
+    """Stops the generation service, and starts it again for the modules after this one."""
     assert platform.stack.stop_process("generation") == 0
-    with platform.http.stream("POST", "/query/stream",
-                              json={"question": "Who was the duke at Hastings?"}) as resp:
-        assert resp.status_code == 200
-        text = "".join(resp.iter_text())
-    assert "event: error" in text, text
-    payload = json.loads(text.split("event: error\ndata: ", 1)[1].split("\n", 1)[0])
-    assert payload["error"] == "unavailable" and payload["status"] == 503
-    assert platform.http.get("/livez").status_code == 200  # the gateway itself is fine
-    health = platform.http.get("/health")
-    assert health.status_code == 503
-    assert health.json()["services"]["generation"] != "SERVING"
+    try:
+        with platform.http.stream("POST", "/query/stream",
+                                  json={"question": "Who was the duke at Hastings?"}) as resp:
+            assert resp.status_code == 200
+            text = "".join(resp.iter_text())
+        assert "event: error" in text, text
+        payload = json.loads(text.split("event: error\ndata: ", 1)[1].split("\n", 1)[0])
+        assert payload["error"] == "unavailable" and payload["status"] == 503
+        assert platform.http.get("/livez").status_code == 200  # the gateway itself is fine
+        health = platform.http.get("/health")
+        assert health.status_code == 503
+        assert health.json()["services"]["generation"] != "SERVING"
+    finally:
+        _bring_back(platform, "generation")
 
 
 def test_health_names_a_stopped_service(platform: RunningStack) -> None:
-    """Runs last in this module: it stops the memory service."""
+    """Stops the memory service, and starts it again for the modules after this one."""
     assert platform.stack.stop_process("memory") == 0
-    resp = platform.http.get("/health")
-    assert resp.status_code == 503
-    body = resp.json()
-    assert body["status"] == "degraded"
-    assert body["services"]["memory"] != "SERVING"
-    assert body["services"]["retrieval"] == "SERVING"
+    try:
+        resp = platform.http.get("/health")
+        assert resp.status_code == 503
+        body = resp.json()
+        assert body["status"] == "degraded"
+        assert body["services"]["memory"] != "SERVING"
+        assert body["services"]["retrieval"] == "SERVING"
+    finally:
+        _bring_back(platform, "memory")
+
+
+def _bring_back(platform: RunningStack, name: str) -> None:
+    """The platform is shared by every e2e module: leave it whole."""
+    platform.stack.restart(name)
+    platform.stack.wait_healthy(timeout=180)
 
 
 def test_search_reports_the_mode_and_kind_of_every_score(

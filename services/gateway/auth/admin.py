@@ -35,6 +35,7 @@ TenantPath = Annotated[Tenant, Path(pattern=_TENANT)]
 _BIG = 2**53 - 1  # JSON's exact integers: every client reads it as written
 # A JSON integer, never true/false or "5" (pydantic's lax mode takes both).
 Limit = Annotated[int, Field(ge=0, le=_BIG, strict=False), JSON_INT]
+Rate = Annotated[int, Field(ge=0, le=2**31 - 1, strict=False), JSON_INT]  # an int column
 
 
 class KeyCreate(BaseModel):
@@ -75,8 +76,8 @@ class LimitValues(BaseModel):
     """Limits of a tenant; 0 means unlimited, null (in an update) the gateway default."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    requests_per_minute: Limit | None = None
-    uploads_per_hour: Limit | None = None
+    requests_per_minute: Rate | None = None
+    uploads_per_hour: Rate | None = None
     storage_bytes: Limit | None = None
 
 
@@ -133,14 +134,15 @@ async def _limits_view(store: KeyStore, tenant: str) -> LimitsView:
 
 
 @router.get("/tenants/{tenant}/limits", response_model=LimitsView,
-            responses=errors(*_ADMIN, 422))
+            responses=errors(*_ADMIN, 404, 422))
 async def get_limits(tenant: TenantPath, request: Request) -> LimitsView:
     """A tenant's limits and the bytes it stores."""
     return await _limits_view(_store(request), tenant)
 
 
 @router.put("/tenants/{tenant}/limits", response_model=LimitsView,
-            dependencies=[Depends(json_body)], responses=errors(*_ADMIN, 400, 413, 415, 422))
+            dependencies=[Depends(json_body)],
+            responses=errors(*_ADMIN, 400, 404, 413, 415, 422))
 async def set_limits(tenant: TenantPath, body: LimitValues, request: Request) -> LimitsView:
     """Replace a tenant's overrides (omitted or null: the gateway default)."""
     store = _store(request)

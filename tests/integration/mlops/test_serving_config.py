@@ -22,6 +22,7 @@ from mlops.evaluate_rag.tracking import CONFIG_VERSION_TAG, log_run
 from mlops.registry.config import CHAMPION
 from mlops.registry.store import register
 from services.common.serving_config import resolve
+from services.common.tenancy import DEFAULT_TENANT, TENANT_METADATA_KEY
 from tests.support.mlflow_server import MlflowServer
 
 URI = "models:/ragchat-rag@champion"
@@ -76,7 +77,8 @@ def test_services_and_gateway_serve_the_champion_configuration(
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
             with pytest.raises(grpc.RpcError) as refused:
-                stub.Search(retrieval_pb2.SearchRequest(query="cod", top_k=5), timeout=10)
+                stub.Search(retrieval_pb2.SearchRequest(query="cod", top_k=5), timeout=10,
+                            metadata=((TENANT_METADATA_KEY, DEFAULT_TENANT),))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "between 1 and 3" in str(refused.value.details())  # max_top_k took effect
 
