@@ -11,11 +11,11 @@ from psycopg_pool import ConnectionPool
 
 from services.common.db import Pool, maintenance_connection
 from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.paging import PageKey  # (created_at, document_id) of a page's end
 from services.common.tenancy import DEFAULT_TENANT
 from services.common.types import DocumentMeta
 
 STATUSES = ("queued", "processing", "indexed", "failed", "superseded")
-PageKey = tuple[datetime, str]  # (created_at, document_id) of the last row of a page
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import grpc
 from opentelemetry import trace
 from ragchat.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
+from services.common import paging as keyset
 from services.common.errors import InvalidArgument
 from services.common.idempotency import request_key
 from services.common.protomap import timestamp
@@ -103,8 +104,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def ListDocuments(
         self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListDocumentsResponse:
-        size = paging.page_size(request.page_size)
-        after = paging.decode(request.page_token)
+        size = keyset.page_size(request.page_size)
+        after = keyset.decode_key(request.page_token)
         # Fetch one extra row to know whether another page exists.
         rows = await asyncio.to_thread(self._repo.list_documents, size + 1, after)
         token = paging.encode(rows[size - 1]) if len(rows) > size else ""

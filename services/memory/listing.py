@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,14 +9,11 @@ from datetime import datetime
 from psycopg_pool import ConnectionPool
 
 from services.common.errors import InvalidArgument, NotFound
+from services.common.paging import PageKey, encode_key
 from services.common.types import HistoryTurn
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500
 MAX_TITLE_CHARS = 200
 DEFAULT_TITLE_CHARS = 80
-_INVALID_TOKEN = "page_token is not valid: pass the next_page_token of a previous response"
-PageKey = tuple[datetime, str]
 
 _SUMMARY = (
     "SELECT s.session_id, s.title, s.created_at, s.updated_at,"
@@ -48,36 +42,9 @@ def default_title(turns: Sequence[HistoryTurn]) -> str:
     return ""
 
 
-def page_size(requested: int) -> int:
-    """0 means the default; anything outside 1..MAX_PAGE_SIZE is refused, not clamped."""
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    if not 1 <= requested <= MAX_PAGE_SIZE:
-        raise InvalidArgument(
-            f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size"
-        )
-    return requested
-
-
 def encode_token(summary: SessionSummary) -> str:
-    """The token of the page that starts after `summary`."""
-    raw = json.dumps([summary.updated_at.isoformat(), summary.session_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> PageKey | None:
-    """None for the first page; InvalidArgument for anything not made by `encode_token`."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        updated, session_id = json.loads(raw)
-        moment = datetime.fromisoformat(updated)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(_INVALID_TOKEN, field="page_token") from exc
-    if moment.tzinfo is None or not isinstance(session_id, str) or not session_id:
-        raise InvalidArgument(_INVALID_TOKEN, field="page_token")
-    return moment, session_id
+    """The token of the page that starts after `summary` (read back by paging.decode_key)."""
+    return encode_key(summary.updated_at, summary.session_id)
 
 
 def check_title(title: str) -> str:

@@ -8,6 +8,7 @@ import grpc
 from opentelemetry import trace
 from ragchat.memory.v1 import memory_pb2, memory_pb2_grpc
 
+from services.common import paging as keyset
 from services.common.errors import InvalidArgument
 from services.common.idempotency import request_key
 from services.common.protomap import timestamp, turn_to_pb, turns_from_pb
@@ -71,8 +72,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     async def ListSessions(
         self, request: memory_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.ListSessionsResponse:
-        size = listing.page_size(request.page_size)
-        after = listing.decode_token(request.page_token)
+        size = keyset.page_size(request.page_size)
+        after = keyset.decode_key(request.page_token)
         # One extra row tells whether another page exists.
         rows = await asyncio.to_thread(self._store.index.page, size + 1, after)
         token = listing.encode_token(rows[size - 1]) if len(rows) > size else ""
