@@ -11,11 +11,11 @@ when promoted (or nothing to do), 1 when refused, 2 on a usage or data error.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from mlops.cli import prepare
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,9 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RAGCHAT_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare()
     from mlops.registry.config import CHALLENGER, CHAMPION
     from mlops.registry.store import load, set_alias
 

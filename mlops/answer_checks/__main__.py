@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from collections.abc import Sequence
+
+from mlops.cli import prepare
 
 THRESHOLDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 COSINE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -37,9 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RAGCHAT_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare()
     from mlops.answer_checks.run import run  # deferred: loads torch and models
 
     try:

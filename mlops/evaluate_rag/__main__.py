@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from mlops.cli import prepare
 from mlops.evaluate_rag.tracking import log_run
 from services.ingest.config import IngestSettings
 
@@ -70,9 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RAGCHAT_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare()
     try:
         summary, params, artifacts = _run(args)
     except (FileNotFoundError, ValueError) as exc:

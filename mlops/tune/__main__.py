@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from mlops.cli import prepare
 
 
 def _ints(text: str) -> list[int]:
@@ -65,9 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RAGCHAT_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare()
     try:
         from mlops.tune.run import tune  # deferred: loads torch, the models and Optuna
 
