@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.embeddings import EmbeddingProvider
+from services.common.embeddings import EmbeddingProvider, EmbeddingWrapper
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL)"
 _LOOKUP_BATCH = 500  # SQLite's bound-parameter limit is far above this
 
 
-class CachedEmbeddings(EmbeddingProvider):
+class CachedEmbeddings(EmbeddingWrapper):
     """Wraps a provider; a text already embedded by the same model is not embedded again.
 
     The key is sha256 of the model's identity (`model_id`: a folder's name and file
@@ -25,7 +25,7 @@ class CachedEmbeddings(EmbeddingProvider):
     """
 
     def __init__(self, inner: EmbeddingProvider, path: str | Path) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -35,25 +35,6 @@ class CachedEmbeddings(EmbeddingProvider):
             self._conn.execute(_SCHEMA)
             self._conn.commit()
         self.misses = 0  # texts the wrapped model had to embed
-
-    @property
-    def model_name(self) -> str:
-        return self._inner.model_name
-
-    @property
-    def model_id(self) -> str:
-        return self._inner.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
-
-    @property
-    def max_input_tokens(self) -> int | None:
-        return self._inner.max_input_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         dim = self.dimension

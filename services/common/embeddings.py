@@ -80,6 +80,33 @@ class EmbeddingProvider(ABC):
         return self.embed_documents([text])[0]
 
 
+class EmbeddingWrapper(EmbeddingProvider):
+    """A provider around another: the model's identity, size and tokenizer are the inner
+    one's; subclasses decide how texts get embedded (`embed_documents`, `embed_query`)."""
+
+    def __init__(self, inner: EmbeddingProvider) -> None:
+        self._inner = inner
+
+    @property
+    def model_name(self) -> str:
+        return self._inner.model_name
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        return self._inner.max_input_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+
 def _normalised(vectors: Any, dimension: int) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32).reshape(-1, dimension)
     norms = np.linalg.norm(array, axis=1, keepdims=True)

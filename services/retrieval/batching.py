@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.common.embeddings import EmbeddingProvider
+from services.common.embeddings import EmbeddingProvider, EmbeddingWrapper
 
 
 @dataclass
@@ -30,13 +30,13 @@ class _Waiter:
     error: BaseException | None = None
 
 
-class BatchingEmbeddings(EmbeddingProvider):
+class BatchingEmbeddings(EmbeddingWrapper):
     """Wraps a provider; `embed_query` from many threads shares forward passes."""
 
     def __init__(self, inner: EmbeddingProvider, max_batch: int = 32) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {max_batch}")
-        self._inner = inner
+        super().__init__(inner)
         self._max_batch = max_batch
         self._ready = threading.Condition()
         self._waiting: list[_Waiter] = []
@@ -44,21 +44,6 @@ class BatchingEmbeddings(EmbeddingProvider):
         # A provider with its own query encoding (an instruction prefix, say) is not
         # batched through embed_documents.
         self._batchable = type(inner).embed_query is EmbeddingProvider.embed_query
-
-    @property
-    def model_name(self) -> str:
-        return self._inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
-
-    @property
-    def max_input_tokens(self) -> int | None:
-        return self._inner.max_input_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._inner.embed_documents(texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +63,15 @@ def test_a_failed_pass_reaches_every_caller_of_its_batch(
         batching.embed_query(None)  # type: ignore[arg-type]
     # The model thread survives a failed pass: the next query is served.
     assert batching.embed_query("penguins").shape == (embeddings.dimension,)
+
+
+
+def test_the_batcher_reports_the_wrapped_models_identity(tmp_path: Path) -> None:
+    """Caches and indexes key on model_id: a model folder must keep its own through it."""
+    folder = tmp_path / "tuned-embedder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"weights": 1}')
+    inner = SentenceTransformerEmbeddings(str(folder))
+    batching = BatchingEmbeddings(inner)
+    assert batching.model_id == inner.model_id != inner.model_name
+    assert batching.model_name == inner.model_name == "tuned-embedder"
