@@ -3,7 +3,6 @@ challenger promoted, a worse one refused."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,9 @@ from mlops.registry.config import CHALLENGER, CHAMPION, MODEL_NAME
 from mlops.registry.store import register
 from tests.support.mlflow_server import MlflowServer
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "beir-mini"
 # Dense search with a cosine floor nothing reaches: every query finds nothing.
 BLIND = {"search_mode": "dense", "default_min_score": 0.99}
 
-
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    root = tmp_path / "beir-mini"
-    shutil.copytree(FIXTURE, root)
-    shutil.copy(root / "qrels" / "test.tsv", root / "qrels" / "train.tsv")
-    return root
 
 
 def test_promotion_accepts_the_first_and_a_better_challenger_and_refuses_a_worse_one(

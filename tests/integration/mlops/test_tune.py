@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import optuna
@@ -12,17 +11,6 @@ from mlflow.tracking import MlflowClient
 
 from mlops.tune.__main__ import main
 from tests.support.mlflow_server import MlflowServer
-
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "beir-mini"
-
-
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    """The fixture with its judgements as the train split (fit/dev come from train)."""
-    root = tmp_path / "beir-mini"
-    shutil.copytree(FIXTURE, root)
-    shutil.copy(root / "qrels" / "test.tsv", root / "qrels" / "train.tsv")
-    return root
 
 
 def test_two_trials_then_a_restart_continues_the_same_study(
