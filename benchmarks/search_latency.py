@@ -57,6 +57,10 @@ def service_retriever(ctx: EvalContext) -> Iterator[Retriever]:
         yield evaluated
         return
     model = getattr(evaluated._embeddings, "_inner", evaluated._embeddings)  # noqa: SLF001
+    if settings.embedding_threads:  # as the service sets it (services.common.components)
+        import torch
+
+        torch.set_num_threads(settings.embedding_threads)
     pool = open_pool(store.pool.conninfo, max_size=settings.db_pool_max)
     try:
         wide = PgVectorStore(pool, settings.bm25_k1, settings.bm25_b, settings.hnsw_ef_search)

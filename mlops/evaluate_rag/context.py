@@ -64,7 +64,8 @@ def prepared(
     args.mode = args.mode or service.search_mode
     work_dir = Path(args.work_dir or Path("data/eval") / Path(args.dataset).resolve().name)
     model_path = getattr(args, "embedding_model", "") or service.embedding_model_path or None
-    inner = build_embeddings(service.embedding_provider, model_path, service.embedding_device)
+    inner = build_embeddings(service.embedding_provider, model_path, service.embedding_device,
+                             service.embedding_precision)
     cache_file = "embeddings.sqlite3"
     if getattr(args, "embedding_model", ""):  # its own namespace: index and cache
         namespace = re.sub(r"[^\w.-]", "_", inner.model_id)

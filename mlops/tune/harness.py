@@ -37,9 +37,9 @@ TOP_K = 10  # nDCG@10
 
 
 @functools.lru_cache(maxsize=2)
-def _model(provider: str, path: str, device: str) -> EmbeddingProvider:
+def _model(provider: str, path: str, device: str, precision: str) -> EmbeddingProvider:
     """The embedding model, loaded once per process (promotion scores two datasets)."""
-    return build_embeddings(provider, path or None, device)
+    return build_embeddings(provider, path or None, device, precision)
 
 
 class _QueryMemo:
@@ -73,7 +73,7 @@ class Harness:
         service = RetrievalSettings()
         self._service = service
         inner = _model(service.embedding_provider, service.embedding_model_path,
-                       service.embedding_device)
+                       service.embedding_device, service.embedding_precision)
         self._cached = CachedEmbeddings(inner, cache_dir / "embeddings.sqlite3")
         self._stack.callback(self._cached.close)
         self.embeddings = cast(EmbeddingProvider, _QueryMemo(self._cached))

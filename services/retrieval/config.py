@@ -17,6 +17,10 @@ class RetrievalSettings(EmbeddingSettings):
 
     # The mode a request gets when it names none; chosen by the SciFact evaluation.
     search_mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    # One thread per forward pass: queries are short and batched, and the other cores
+    # serve gRPC and PostgreSQL meanwhile; two threads spinning on busy cores stalled
+    # searches for seconds (README "Benchmark: search latency and throughput").
+    embedding_threads: int = Field(default=1, ge=0, le=256)
     default_top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=100, ge=1)
     # Cosine similarity below which a chunk is not relevant (dense results, and the

@@ -104,3 +104,41 @@ def test_a_missing_model_directory_fails_clearly(tmp_path) -> None:
 def test_unknown_provider_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown embedding provider 'openai'"):
         build_embeddings("openai")
+
+
+def test_bf16_vectors_agree_with_fp32_and_stay_unit_length(model: EmbeddingProvider) -> None:
+    texts = ["Vitamin D deficiency raises the risk of fractures.",
+             "The Normans conquered England in 1066.", "x" * 40]
+    fast = build_embeddings(precision="bf16")
+    vectors = fast.embed_documents(texts)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = (vectors * model.embed_documents(texts)).sum(axis=1)
+    assert cosines.min() > 0.999
+
+
+def test_precision_auto_follows_the_hardware() -> None:
+    import torch
+
+    amx = torch.cpu.get_capabilities().get("amx_bf16", False)
+    assert embeddings_module.resolve_precision("auto", "cpu") == ("bf16" if amx else "fp32")
+    assert embeddings_module.resolve_precision("auto", "cuda:0") == "fp32"
+    assert embeddings_module.resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        build_embeddings(precision="fp8")
+
+
+def test_embedding_threads_setting_sets_torchs_intra_op_threads(monkeypatch) -> None:
+    import torch
+
+    from services.common.components import embeddings_from
+    from services.retrieval.config import RetrievalSettings
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("RAGCHAT_EMBEDDING_THREADS", "1")
+    try:
+        embeddings_from(RetrievalSettings())
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert RetrievalSettings.model_fields["embedding_threads"].default == 1
