@@ -142,9 +142,35 @@ def load_vectors(pool: ConnectionPool, vectors: Vectors, n: int) -> np.ndarray:
     return matrix
 
 
+def reusable(pool: ConnectionPool, n: int, args: argparse.Namespace) -> bool:
+    """Whether the database already holds this run's n chunks under the chosen graph
+    (a --reuse run: build once, measure again later, e.g. on a quieter machine)."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM chunks),"
+            " (SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_idx')"
+        ).fetchone()
+    assert row is not None
+    graph = f"m='{int(args.m)}', ef_construction='{int(args.ef_construction)}'"
+    return row[0] == n and graph in (row[1] or "")
+
+
+def redraw(vectors: Vectors, n: int, args: argparse.Namespace) -> np.ndarray:
+    """The vectors a build drew, drawn again in the same order (the same seed)."""
+    if not args.dense_only:
+        raise SystemExit("--reuse needs --dense-only (text chunks are not redrawn)")
+    matrix = np.empty((n, vectors.dim), dtype=np.float32)
+    for start in range(0, n, COPY_BLOCK):
+        block = matrix[start:start + COPY_BLOCK]
+        block[:] = vectors.draw(len(block))
+    return matrix
+
+
 def build(pool: ConnectionPool, corpus: Corpus, vectors: Vectors, n: int,
           args: argparse.Namespace) -> dict[str, Any]:
     """Load n chunks, then build the HNSW index (m, ef_construction from `args`)."""
+    if args.reuse and reusable(pool, n, args):
+        return {"matrix": redraw(vectors, n, args), "load_s": None, "hnsw_build_s": None}
     with pool.connection() as conn:
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
         conn.execute("TRUNCATE documents CASCADE")
@@ -250,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build-mem", default="2GB", help="maintenance_work_mem of the build")
     parser.add_argument("--dense-only", action="store_true",
                         help="vectors only (COPY, no text or postings); dense figures only")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --dense-only: measure the index a previous run of the same"
+                        " size, graph and seed left in the database instead of rebuilding it")
     parser.add_argument("--dataset", default=str(DATASET))
     parser.add_argument("--database-url", default="")
     parser.add_argument("--work-dir", default="data/scale")

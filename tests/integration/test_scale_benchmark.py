@@ -42,6 +42,21 @@ def test_the_dense_only_scale_run_copies_vectors_and_builds_the_chosen_graph(
     assert result["disk"]["postings_mib"] < 0.1 < result["disk"]["hnsw_mib"]  # no text
 
 
+def test_a_reuse_run_measures_the_index_it_finds_instead_of_rebuilding(
+    tmp_path: Path, make_database: Callable[[str], str]
+) -> None:
+    dsn = make_database("scale_reuse")
+    options = ("--sizes", "2000", "--dense-only", "--ef-construction", "32", "--efs", "10,100",
+               "--reuse")
+    (built,) = _run(tmp_path, dsn, *options, "--m", "8")["results"]
+    (again,) = _run(tmp_path, dsn, *options, "--m", "8")["results"]
+    assert built["load_s"] is not None and again["load_s"] is None
+    assert again["hnsw_build_s"] is None
+    assert again["recall_at_10"] == built["recall_at_10"]  # the same vectors and queries
+    (other,) = _run(tmp_path, dsn, *options, "--m", "12")["results"]  # another graph
+    assert other["load_s"] is not None
+
+
 def _run(tmp_path: Path, dsn: str, *options: str) -> dict:
     environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
     proc = subprocess.run(
