@@ -28,7 +28,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-WORKERS = 4  # the retrieval service's search workers at the default pool size
 
 
 def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, float]:
@@ -157,6 +156,7 @@ def main() -> int:
 
     from mlops.evaluate_rag.__main__ import parse_args as eval_args
     from mlops.evaluate_rag.context import prepared
+    from services.retrieval.config import RetrievalSettings
 
     ev = eval_args(["--dataset", args.dataset or str(DEFAULT_DATASET), "--split", "train",
                     "--mode", args.mode])
@@ -167,12 +167,13 @@ def main() -> int:
             return retriever.search(query, top_k=args.top_k, mode=args.mode)
 
         seconds = min(args.seconds, 10.0)
+        workers = RetrievalSettings().search_workers()  # as the service runs them
         for query in queries[:60]:  # settle the database and the model first
             call(query)
         report: dict[str, Any] = {
             "mode": args.mode, "clients": args.clients, "seconds": args.seconds,
             "in_process": in_process(call, queries, 1, seconds),
-            "in_process_threads": in_process(call, queries, WORKERS, seconds),
+            "in_process_threads": in_process(call, queries, workers, seconds),
         }
         with gateway_process(retriever) as http_port:
             report["rest"] = run_clients(f"http://127.0.0.1:{http_port}", queries, args)

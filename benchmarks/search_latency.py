@@ -79,7 +79,9 @@ def serving(retriever: Retriever) -> Iterator[tuple[int, int]]:
 
     async def main() -> None:
         running = await start_server("127.0.0.1:0",
-                                     lambda s: servicer.register(s, retriever))
+                                     lambda s: servicer.register(
+                                         s, retriever,
+                                         workers=RetrievalSettings().search_workers()))
         settings = GatewaySettings(retrieval_target=f"127.0.0.1:{running.port}")
         server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
                                                log_level="warning", lifespan="on"))
