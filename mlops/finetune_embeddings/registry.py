@@ -14,6 +14,20 @@ REGISTERED_MODEL = "ragchat-embedder"
 EXPERIMENT = "ragchat-finetune"
 
 
+def check_tracking(uri: str = "", experiment: str = EXPERIMENT) -> str:
+    """Reach the tracking store and its experiment before any training, so a bad
+    --mlflow-uri fails in a second, not after the run; returns the resolved URI."""
+    import mlflow
+
+    resolved = tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    try:
+        _experiment_id(mlflow, experiment, resolved)
+    except Exception as exc:  # MLflow raises many kinds: a refused store, no server, ...
+        raise ValueError(f"MLflow tracking at {resolved} is not usable: {exc}") from exc
+    return resolved
+
+
 def log_and_register(
     model: Any,
     params: Mapping[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import resource
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from mlops.evaluate_rag.beir import load_beir
 from mlops.finetune_embeddings.data import capped, chunk_corpus, mine_pairs
 from mlops.finetune_embeddings.dense_eval import dev_pool, encode, pool_metrics
-from mlops.finetune_embeddings.registry import log_and_register
+from mlops.finetune_embeddings.registry import check_tracking, log_and_register
 from mlops.finetune_embeddings.train import TrainConfig, train
 from mlops.splits import fit_dev_split
 from services.common.embedding_cache import CachedEmbeddings
@@ -27,6 +28,7 @@ from services.ingest.chunking import TokenChunker
 logger = logging.getLogger(__name__)
 
 _EMBED_BATCH = 256
+TRAINING_RECORD = "ragchat_training.json"  # params, metrics and per-epoch dev history
 _EVAL_BATCH = 64
 
 
@@ -65,6 +67,7 @@ def finetune(args: argparse.Namespace) -> dict[str, Any]:
     progress = not args.no_progress
     if Path(args.output).is_file():
         raise ValueError(f"--output {args.output} is a file, not a folder")
+    check_tracking(args.mlflow_uri, args.experiment)
     dataset = load_beir(args.dataset, args.split)
     fit_ids, dev_ids = fit_dev_split(dataset.queries, args.dev_fraction, args.seed)
     if not fit_ids or not dev_ids:
@@ -113,6 +116,10 @@ def finetune(args: argparse.Namespace) -> dict[str, Any]:
     metrics = {**{f"dev_{k}": v for k, v in result.best.items()},
                **{f"base_dev_{k}": v for k, v in base_metrics.items()},
                "best_epoch": result.best_epoch, "steps": result.steps, **measured}
+    # Beside the weights, so the figures survive even if logging to MLflow fails.
+    (Path(args.output) / TRAINING_RECORD).write_text(json.dumps(
+        {"params": params, "metrics": metrics, "history": result.history}, indent=1,
+        default=str))
     run_id, version = log_and_register(model, params, result.history, metrics,
                                        args.mlflow_uri, args.experiment)
     return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},

@@ -102,12 +102,29 @@ def test_finetuning_writes_a_loadable_model_and_registers_a_version(
     same = all(np.array_equal(a, _weights(tiny_embedder)[k]) for k, a in _weights(out).items())
     assert same == (summary["best_epoch"] == 0)
 
+    # The figures are kept beside the weights too (they outlive a failed MLflow upload).
+    record = json.loads((out / "ragchat_training.json").read_text())
+    assert record["metrics"]["dev_ndcg@10"] == pytest.approx(summary["dev_ndcg@10"], abs=1e-4)
+    assert [row["epoch"] for row in record["history"]][0] == 0
+
     # The registered version is the same model, loadable with the MLflow flavour.
     source = client.get_model_version_download_uri("ragchat-embedder", version.version)
     local = mlflow.artifacts.download_artifacts(artifact_uri=source,
                                                  tracking_uri=mlflow_server.uri)
     registered = mlflow.sentence_transformers.load_model(local)
     assert np.allclose(registered.encode(["plants", "bees"]), vectors, atol=1e-5)
+
+
+def test_an_unusable_tracking_store_fails_before_any_training(tmp_path: Path) -> None:
+    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops.finetune_embeddings", "--dataset", str(DATASET),
+         "--split", "test", "--output", str(tmp_path / "out"),
+         "--mlflow-uri", f"file://{tmp_path / 'mlruns'}"],  # MLflow 3 refuses plain files
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "MLflow tracking at file://" in proc.stderr and "is not usable" in proc.stderr
+    assert "epoch" not in proc.stderr and not (tmp_path / "out").exists()
 
 
 def _rows(path: Path) -> int:
