@@ -57,6 +57,7 @@ async def _serve(settings: RetrievalSettings) -> None:
         close,
         tasks,
         probes=[postgres_probe(pool, settings.db_connect_timeout_s)],
+        notes=index.health_notes if index is not None else None,
     )
 
 

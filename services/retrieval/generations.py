@@ -21,6 +21,7 @@ import numpy as np
 from services.common.embeddings import EmbeddingProvider, EmbeddingWrapper
 from services.common.generation_models import GenerationModels
 from services.common.generations import Generation, all_generations
+from services.common.health import GENERATION_PREFIX
 from services.common.runner import pause
 from services.common.vectorstore.pgvector import PgVectorStore
 
@@ -49,11 +50,13 @@ class ActiveIndex:
         self._routes: dict[int, Route] = {}
         self._lock = threading.Lock()
         self._active_id = 0
+        self.active: Route | None = None  # the last route a query or refresh took
 
     def route(self, fresh: bool = False) -> Route:
         """The active generation's route (`fresh`: look the generation up now)."""
         generation = self._store.active_generation(fresh=fresh)
         route = self._route_for(generation)
+        self.active = route
         if generation.id != self._active_id:
             logger.info("searching index generation %s", generation.label)
             self._active_id = generation.id
@@ -81,6 +84,13 @@ class ActiveIndex:
                 del self._routes[gid]
         self._models.keep_only(keep)
         self.route(fresh=True)
+
+    def health_notes(self) -> list[str]:
+        """"generation/<id>/<model id>" of the generation searched (no I/O)."""
+        route = self.active
+        if route is None:
+            return []
+        return [f"{GENERATION_PREFIX}{route.generation.id}/{route.embeddings.model_id}"]
 
     async def follow(self, stop: asyncio.Event, poll_s: float) -> None:
         """Refresh every `poll_s` until `stop` (a failed refresh is retried, never fatal)."""

@@ -274,3 +274,19 @@ def test_a_failed_verification_keeps_the_old_generation_active(
         assert found[0].document_id == platform.documents["whales"]
         # Writes no longer fill the failed generation.
         platform.upload("tides", "Spring tides follow the full moon.")
+
+
+def test_promotion_waits_for_the_reindex_of_the_required_embedder(
+    make_database: Callable[[str], str],
+) -> None:
+    from mlops.reindex.requirement import embedder_refusal
+
+    dsn = make_database("reindex_promotion")
+    migrate(dsn, 384)
+    assert embedder_refusal({"ragchat-embedder": None}, dsn) == ""
+    refusal = embedder_refusal({"ragchat-embedder": "3"}, dsn)
+    assert "mlops.reindex --embedding-model models:/ragchat-embedder/3" in refusal
+    with psycopg.connect(dsn, autocommit=True) as conn:  # as a finished reindex leaves it
+        conn.execute("UPDATE index_generations SET model_uri = 'models:/ragchat-embedder/3'")
+    assert embedder_refusal({"ragchat-embedder": "3"}, dsn) == ""
+    assert "ragchat-embedder/4" in embedder_refusal({"ragchat-embedder": "4"}, dsn)
