@@ -290,3 +290,16 @@ def test_promotion_waits_for_the_reindex_of_the_required_embedder(
         conn.execute("UPDATE index_generations SET model_uri = 'models:/ragchat-embedder/3'")
     assert embedder_refusal({"ragchat-embedder": "3"}, dsn) == ""
     assert "ragchat-embedder/4" in embedder_refusal({"ragchat-embedder": "4"}, dsn)
+
+
+def test_the_command_refuses_chroma_and_a_missing_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlops.reindex.__main__ import main
+
+    monkeypatch.setenv("RAGCHAT_VECTOR_BACKEND", "chroma")
+    assert main(["--embedding-model", str(tmp_path), "--no-mlflow"]) == 2
+    assert "reindexing needs the pgvector store" in capsys.readouterr().err
+    monkeypatch.setenv("RAGCHAT_VECTOR_BACKEND", "pgvector")
+    assert main(["--embedding-model", str(tmp_path / "nowhere"), "--no-mlflow"]) == 2
+    assert "is neither a folder nor models:/" in capsys.readouterr().err
