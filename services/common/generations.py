@@ -46,8 +46,14 @@ SELECT 1, a.atttypmod, 'active', 'chunks', now()
 FROM pg_attribute a
 WHERE a.attrelid = 'chunks'::regclass AND a.attname = 'embedding' AND NOT a.attisdropped
 ON CONFLICT (id) DO NOTHING;
--- A chunk written while generation 1 is not live has no vector in chunks.
-ALTER TABLE chunks ALTER COLUMN embedding DROP NOT NULL;
+-- A chunk written while generation 1 is not live has no vector in chunks (and once
+-- generation 1 is retired the column is gone).
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'chunks'::regclass
+               AND attname = 'embedding' AND NOT attisdropped AND attnotnull) THEN
+        ALTER TABLE chunks ALTER COLUMN embedding DROP NOT NULL;
+    END IF;
+END $$;
 GRANT SELECT ON index_generations TO ragchat_app, ragchat_maintenance;
 """
 

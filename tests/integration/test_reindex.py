@@ -240,6 +240,7 @@ def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
         assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'chunks'"
                             "::regclass AND attname = 'embedding' AND NOT attisdropped"
                             ).fetchone() == (0,)  # the old vectors are gone
+    migrate(platform.dsn, 384)  # a restart migrates again: the switch survives it
     # Queries are embedded by the new model: its own cosine of the query and the chunk.
     with tenant_scope("default"):
         route = platform.index.route()
