@@ -94,18 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     failure = ""
     try:
-        outcome = reindex.run()
+        reindex.run()
     except ReindexFailed as exc:
-        failure, outcome = str(exc), reindex.outcome
+        failure = str(exc)
     finally:
         bar.close()
         catalog.close()
-    line = {**summary(outcome), "model": model.uri, "model_id": model.provider.model_id,
-            "outcome": "failed" if failure else "switched" if outcome.switched else "ready"}
+    line = {**summary(reindex.outcome), "model": model.uri,
+            "model_id": model.provider.model_id}
+    return _report(line, failure, args, time.time() - started)
+
+
+def _report(line: dict[str, object], failure: str, args: argparse.Namespace,
+            seconds: float) -> int:
+    """Print the summary line (and log it to MLflow); the exit code."""
+    line["outcome"] = "failed" if failure else "switched" if line["switched"] else "ready"
     if failure:
         line["reason"] = failure
     if not args.no_mlflow:
-        line["mlflow_run_id"] = _log(line, args.mlflow_uri, time.time() - started)
+        line["mlflow_run_id"] = _log(line, args.mlflow_uri, seconds)
     print(json.dumps(line))
     if failure:
         print(f"refused: {failure}", file=sys.stderr)

@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,29 +192,31 @@ class Searcher:
         self._thread.join(timeout=30)
 
 
+def _while_building(platform: Platform, during: dict[str, Any], done: int, total: int) -> None:
+    """At the first progress report: states, an upload, a redelivered message."""
+    if during:
+        return
+    with platform.owner() as conn:  # generation 2 is building; generation 1 serves
+        during["states"] = {g.id: g.state for g in all_generations(conn)}
+    document_id = platform.upload("tides", "Spring tides follow the full moon, when the "
+                                  "sun and moon pull the ocean in a line.")
+    first = platform.documents["volcano"]
+    with tenant_scope("default"):  # a redelivered message: nothing new to write
+        platform.reindexer.reindex_document(2, first)
+        during["redelivered"] = platform.reindexer.reindex_document(2, first)
+    with platform.owner() as conn:
+        during["tides"] = conn.execute(
+            "SELECT count(*), count(c.embedding), count(v.chunk_id) FROM chunks c"
+            " LEFT JOIN chunk_vectors_g2 v USING (chunk_id) WHERE c.document_id = %s",
+            (document_id,)).fetchone()
+
+
 def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
     platform: Platform, models: dict[str, str]
 ) -> None:
     new_model = SentenceTransformerEmbeddings(models["perturbed"])
     during: dict[str, Any] = {}
-
-    def while_building(done: int, total: int) -> None:
-        if during:
-            return
-        with platform.owner() as conn:  # generation 2 is building; generation 1 serves
-            during["states"] = {g.id: g.state for g in all_generations(conn)}
-        document_id = platform.upload("tides", "Spring tides follow the full moon, when the "
-                                      "sun and moon pull the ocean in a line.")
-        first = platform.documents["volcano"]
-        with tenant_scope("default"):  # a redelivered message: nothing new to write
-            platform.reindexer.reindex_document(2, first)
-            during["redelivered"] = platform.reindexer.reindex_document(2, first)
-        with platform.owner() as conn:
-            during["tides"] = conn.execute(
-                "SELECT count(*), count(c.embedding), count(v.chunk_id) FROM chunks c"
-                " LEFT JOIN chunk_vectors_g2 v USING (chunk_id) WHERE c.document_id = %s",
-                (document_id,)).fetchone()
-
+    while_building = partial(_while_building, platform, during)
     catalog = Catalog(platform.dsn)
     options = Options(models["perturbed"], poll_s=0.2, drain_s=1.0,
                       smoke_sample=20)
