@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 import time
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from mlops.reindex.catalog import Catalog
-from mlops.reindex.run import Options, Reindex, ReindexFailed
+from mlops.reindex.run import Options, Reindex
 from services.common.aws import s3_client, sqs_client
 from services.common.db import migrate, open_pool
 from services.common.embeddings import EmbeddingProvider, SentenceTransformerEmbeddings
@@ -259,16 +260,23 @@ def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
 
 
 def test_a_failed_verification_keeps_the_old_generation_active(
-    platform: Platform, models: dict[str, str]
+    platform: Platform, models: dict[str, str], aws: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    broken = SentenceTransformerEmbeddings(models["collapsed"])
-    catalog = Catalog(platform.dsn)
-    try:
-        with pytest.raises(ReindexFailed, match="smoke evaluation failed"):
-            Reindex(catalog, platform.queue, broken,
-                    Options(models["collapsed"], poll_s=0.2, smoke_sample=10, smoke_k=1)).run()
-    finally:
-        catalog.close()
+    from mlops.reindex.__main__ import main
+
+    monkeypatch.setenv("RAGCHAT_DATABASE_URL", platform.dsn)
+    for name, value in aws.items():
+        monkeypatch.setenv(f"RAGCHAT_{name.upper()}", value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # The command itself, with a model whose vectors all collapse to one point.
+    code = main(["--embedding-model", models["collapsed"], "--poll-s", "0.2",
+                 "--smoke-sample", "10", "--smoke-k", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "refused: smoke evaluation failed" in err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["outcome"] == "failed" and summary["generation"] == 2
+    assert summary["mlflow_run_id"]  # logged to MLflow like the other mlops commands
     with platform.owner() as conn:
         assert active_generation(conn).id == 1  # type: ignore[union-attr]
         assert {g.id: g.state for g in all_generations(conn)} == {1: "active", 2: "failed"}
