@@ -77,8 +77,13 @@ class ActiveIndex:
             generations = all_generations(conn)
         keep = {g.id for g in generations if g.state in ("ready", "active")}
         for generation in generations:
-            if generation.id in keep:
+            if generation.state != "ready":
+                continue
+            try:  # a model that cannot load must not stop the one that serves
                 self._route_for(generation)
+            except Exception:  # noqa: BLE001 - logged; the switch would load it again
+                logger.warning("could not preload the model of generation %s",
+                               generation.label, exc_info=True)
         with self._lock:
             for gid in [g for g in self._routes if g not in keep]:
                 del self._routes[gid]
