@@ -12,6 +12,7 @@ from mlops.reindex.catalog import Catalog
 from services.common.embeddings import EmbeddingProvider
 from services.common.generations import (
     Generation,
+    build_index,
     create_generation,
     drop_vectors,
     get_generation,
@@ -71,6 +72,9 @@ class Reindex:
         self._enqueue(generation)
         self._wait(generation)
         self.outcome.seconds["build"] = time.monotonic() - started
+        indexing = time.monotonic()
+        build_index(self._catalog.conn, generation)  # uploads keep writing meanwhile
+        self.outcome.seconds["index"] = time.monotonic() - indexing
         with self._catalog.conn.transaction():
             set_state(self._catalog.conn, generation.id, "ready")  # retrieval preloads it
         self._verify(generation)

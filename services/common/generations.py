@@ -128,7 +128,9 @@ def vector_table(generation: Generation) -> sql.Identifier:
     return sql.Identifier(generation.storage)
 
 
-# A new generation's own table, under the same row-level security as chunks.
+# A new generation's own table, under the same row-level security as chunks. Its HNSW
+# index is built once the table is filled (build_index): one bulk build instead of a
+# graph insert per vector, and nothing searches the generation before then.
 _TABLE: LiteralString = """
 CREATE TABLE IF NOT EXISTS {table} (
     chunk_id text PRIMARY KEY REFERENCES chunks ON DELETE CASCADE,
@@ -136,8 +138,11 @@ CREATE TABLE IF NOT EXISTS {table} (
         DEFAULT coalesce(nullif(current_setting('ragchat.tenant', true), ''), 'default'),
     embedding vector({dim}) NOT NULL
 );
-CREATE INDEX IF NOT EXISTS {index} ON {table}
-    USING hnsw (embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128);
+"""
+# m / ef_construction as for chunks (README, "Search at scale").
+_INDEX: LiteralString = """
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table}
+    USING hnsw (embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128)
 """
 
 
@@ -152,9 +157,8 @@ def create_generation(
     row = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM index_generations").fetchone()
     generation_id = int(row[0]) if row else 1
     table = storage_name(generation_id)
-    conn.execute(sql.SQL(_TABLE).format(
-        table=sql.Identifier(table), index=sql.Identifier(f"{table}_hnsw_idx"),
-        dim=sql.Literal(int(dim))))
+    conn.execute(sql.SQL(_TABLE).format(table=sql.Identifier(table),
+                                        dim=sql.Literal(int(dim))))
     conn.execute(policies_for([table]))
     conn.execute(
         "INSERT INTO index_generations (id, model_uri, model_id, dim, state, storage)"
@@ -163,6 +167,20 @@ def create_generation(
     found = get_generation(conn, generation_id)
     assert found is not None
     return found
+
+
+def build_index(conn: Connection[Any], generation: Generation) -> None:
+    """Build the generation's HNSW index without blocking writes (CONCURRENTLY: `conn`
+    must be in autocommit mode). An invalid index left by an interrupted build is
+    dropped and built again."""
+    name = f"{generation.storage}_hnsw_idx"
+    row = conn.execute("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = "
+                       "to_regclass(%s)", (name,)).fetchone()
+    if row is not None and not row[0]:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.Identifier(name)))
+    conn.execute(sql.SQL(_INDEX).format(index=sql.Identifier(name),
+                                        table=vector_table(generation)))
 
 
 def set_state(conn: Connection[Any], generation_id: int, state: str, detail: str = "") -> None:

@@ -215,6 +215,8 @@ def _while_building(platform: Platform, during: dict[str, Any], done: int, total
 def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
     platform: Platform, models: dict[str, str]
 ) -> None:
+    with tenant_scope("acme"):  # another tenant's document is reindexed as its own
+        platform.upload("acme", "Glaciers in Patagonia calve icebergs into the fjord.")
     new_model = SentenceTransformerEmbeddings(models["perturbed"])
     during: dict[str, Any] = {}
     while_building = partial(_while_building, platform, during)
@@ -233,7 +235,7 @@ def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
     chunks, in_old, in_new = during["tides"]
     assert chunks > 0 and in_old == chunks and in_new == chunks  # uploaded into both
     assert outcome.switched and outcome.generation == 2 and outcome.previous == 1
-    assert outcome.documents == len(TOPICS) + 1 and outcome.smoke_hit_rate >= 0.8
+    assert outcome.documents == len(TOPICS) + 2 and outcome.smoke_hit_rate >= 0.8
     assert searcher.answered > 20
     assert searcher.errors == [] and searcher.empty == 0 and searcher.misses == []
     with platform.owner() as conn:
@@ -246,6 +248,7 @@ def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
                             ).fetchone() == (0,)  # the old vectors are gone
     migrate(platform.dsn, 384)  # a restart migrates again: the switch survives it
     # Queries are embedded by the new model: its own cosine of the query and the chunk.
+    _assert_tenant_isolation(platform)
     with tenant_scope("default"):
         route = platform.index.route()
         assert route.generation.id == 2 and route.embeddings.model_id == new_model.model_id
@@ -257,6 +260,22 @@ def test_reindex_switches_under_concurrent_queries_without_an_empty_answer(
         platform.upload("tides2", "Neap tides come at the quarter moon, with a small range.")
         found = platform.retriever.search("neap tides at the quarter moon", 1, mode="dense")
         assert found.chunks[0].document_id == platform.documents["tides2"]
+
+
+def _assert_tenant_isolation(platform: Platform) -> None:
+    """The new generation's rows carry their tenant, and row-level security hides them."""
+    acme = platform.documents["acme"]
+    with platform.owner() as conn:
+        tenants = conn.execute("SELECT DISTINCT v.tenant_id FROM chunk_vectors_g2 v JOIN chunks"
+                               " c USING (chunk_id) WHERE c.document_id = %s", (acme,))
+        assert tenants.fetchall() == [("acme",)]
+    with tenant_scope("default"):
+        with platform.pool.connection() as conn:  # as ragchat_app, for tenant default
+            seen = conn.execute("SELECT count(*) FROM chunk_vectors_g2 v WHERE v.chunk_id"
+                                " LIKE %s", (f"{acme}%",)).fetchone()
+        assert seen == (0,)
+        found = platform.retriever.search("glaciers calving icebergs", 5, mode="dense")
+        assert acme not in {c.document_id for c in found.chunks}
 
 
 def test_a_failed_verification_keeps_the_old_generation_active(
