@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default="", help="default: data/tune/<dataset name>")
     parser.add_argument("--cache-dir", default="data/eval/cache", help="embedding cache")
     parser.add_argument("--mlflow-uri", default="", help="default: MLFLOW_TRACKING_URI")
+    parser.add_argument("--no-embedder-check", action="store_true",
+                        help="promote even if the serving index was not built with the "
+                             "ragchat-embedder version the challenger requires")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.margin < 0 or args.answers_tolerance < 0:
@@ -51,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if challenger is None:
         print("error: no ragchat-rag@challenger to promote", file=sys.stderr)
         return 2
+    refusal = "" if args.no_embedder_check else _embedder_refusal(challenger.requires)
+    if refusal:
+        print(f"refused: {refusal}")
+        return 1
     champion = load(CHAMPION, args.mlflow_uri)
     if champion is None or champion.version == challenger.version:
         if champion is None:
@@ -81,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"promoted: ragchat-rag/{challenger.version} is champion "
           f"(was {champion.version})")
     return 0
+
+
+def _embedder_refusal(requires: dict[str, object]) -> str:
+    """A configuration needing another embedder waits for its reindex (mlops.reindex)."""
+    from mlops.reindex.requirement import embedder_refusal
+    from services.common.settings import DatabaseSettings
+
+    return embedder_refusal(requires, DatabaseSettings().database_dsn())
 
 
 def default_work_dir(dataset: str) -> Path:

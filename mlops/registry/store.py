@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class Registered:
     settings: dict[str, Any]
     metrics: dict[str, float]
     run_id: str
+    requires: dict[str, Any] = field(default_factory=dict)  # e.g. {"ragchat-embedder": "3"}
 
 
 def _client(uri: str = "") -> Any:
@@ -84,7 +85,7 @@ def load(alias: str, uri: str = "") -> Registered | None:
                                                     dst_path=tmp)
         payload = json.loads((Path(local) / CONFIG_FILE).read_text(encoding="utf-8"))
     return Registered(str(found.version), payload["settings"], payload.get("metrics", {}),
-                      str(found.run_id))
+                      str(found.run_id), dict(payload.get("requires") or {}))
 
 
 def set_alias(alias: str, version: str, uri: str = "") -> None:

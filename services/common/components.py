@@ -38,4 +38,5 @@ def vector_store_from(settings: EmbeddingSettings, pool: ConnectionPool) -> Vect
         bm25_k1=settings.bm25_k1,
         bm25_b=settings.bm25_b,
         ef_search=settings.hnsw_ef_search,
+        generation_ttl_s=settings.generation_poll_s,
     )

@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.common.errors import Unavailable
+from services.common.generations import SCHEMA as GENERATIONS_SCHEMA
 from services.common.health import Probe
 from services.common.rls import MAINTENANCE_ROLE, TENANT_SETTING
 from services.common.rls import statements as rls_statements
@@ -58,6 +59,7 @@ def migrate(dsn: str, embedding_dim: int) -> None:
         conn.execute(roles)
         conn.execute(bm25_schema())
         conn.execute(policies)
+        conn.execute(GENERATIONS_SCHEMA)
     logger.info("schema ready (embedding dimension %d)", embedding_dim)
 
 

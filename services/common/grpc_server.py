@@ -203,6 +203,7 @@ async def serve_forever(
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     background: Mapping[str, Callable[[asyncio.Event], Awaitable[None]]] | None = None,
     probes: Sequence[Probe] = (),
+    notes: Callable[[], Sequence[str]] | None = None,
 ) -> None:
     """Run a service until SIGTERM, then shut down gracefully.
 
@@ -216,7 +217,8 @@ async def serve_forever(
         initial=health_pb2.HealthCheckResponse.NOT_SERVING,
     )
     monitor = HealthMonitor(
-        running.health, running.names, probes, interval_s=settings.health_interval_s
+        running.health, running.names, probes, interval_s=settings.health_interval_s,
+        notes=notes,
     )
     await running.health.set(CONFIG_PREFIX + (settings.config_version or "env"),
                              health_pb2.HealthCheckResponse.SERVING)

@@ -27,6 +27,9 @@ DEPENDENCY_PREFIX = "dependency/"
 TASK_PREFIX = "task/"
 # One always-SERVING entry "config/<version>" names the serving configuration in use.
 CONFIG_PREFIX = "config/"
+# Always-SERVING entries "generation/<id>/<model id>": the index generation retrieval
+# searches (README, "Reindexing without downtime").
+GENERATION_PREFIX = "generation/"
 
 
 class HealthServicer(health.aio.HealthServicer):
@@ -41,6 +44,10 @@ class HealthServicer(health.aio.HealthServicer):
                 for name, status in self._server_status.items()
             }
         )
+
+    def forget(self, name: str) -> None:
+        """Remove an entry (one that names a fact that changed)."""
+        self._server_status.pop(name, None)
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,13 @@ class HealthMonitor:
         probes: Sequence[Probe] = (),
         interval_s: float = 2.0,
         timeout_s: float = 3.0,
+        notes: Callable[[], Sequence[str]] | None = None,
     ) -> None:
+        """`notes`: names published as SERVING entries on every check, replacing the
+        previous check's (facts such as the index generation in use; never blocking)."""
         self._servicer = servicer
+        self._notes = notes
+        self._noted: set[str] = set()
         self._names = [*service_names, ""]
         self._probes = list(probes)
         self._interval, self._timeout = interval_s, timeout_s
@@ -89,6 +101,13 @@ class HealthMonitor:
             await self._servicer.set(
                 DEPENDENCY_PREFIX + probe.name, SERVING if error is None else NOT_SERVING
             )
+        if self._notes is not None:
+            noted = set(self._notes())
+            for name in self._noted - noted:
+                self._servicer.forget(name)
+            for name in noted:
+                await self._servicer.set(name, SERVING)
+            self._noted = noted
         await self._publish()
 
     async def _run(self, probe: Probe) -> str | None:

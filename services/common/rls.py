@@ -124,3 +124,8 @@ def statements() -> tuple[sql.Composed, sql.Composed, sql.Composed]:
     every = sql.Literal(",".join(RLS_TABLES))
     return (sql.SQL(TENANT_COLUMNS).format(tables=tenant), sql.SQL(ROLES).format(),
             sql.SQL(POLICIES).format(tables=every))
+
+
+def policies_for(tables: list[str]) -> sql.Composed:
+    """Grants and the tenant policies for tables added later (index generations)."""
+    return sql.SQL(POLICIES).format(tables=sql.Literal(",".join(tables)))

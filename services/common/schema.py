@@ -55,8 +55,14 @@ ALTER TABLE chunks ADD COLUMN IF NOT EXISTS page int;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS heading text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin_idx ON chunks USING gin (tsv);
 -- m / ef_construction chosen with benchmarks/scale.py (README, "Search at scale").
-CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
-    ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128);
+-- No column once a reindex has retired generation 1 (services/common/generations.py).
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'chunks'::regclass
+               AND attname = 'embedding' AND NOT attisdropped) THEN
+        CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx ON chunks
+            USING hnsw (embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128);
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS chunks_document_id_idx ON chunks (document_id);
 
 CREATE TABLE IF NOT EXISTS sessions (

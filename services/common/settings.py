@@ -144,6 +144,11 @@ class EmbeddingSettings(DatabaseSettings):
     # HNSW candidate list per dense query (pgvector's hnsw.ef_search, raised to top_k
     # when smaller); recall against speed, see benchmarks/scale.py.
     hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    # Index generations (README, "Reindexing without downtime"): how often dense search
+    # looks up the active generation, and where registry models of generations
+    # (models:/ragchat-embedder/<v>) are downloaded once.
+    generation_poll_s: float = Field(default=0.5, gt=0, le=60)
+    model_cache_dir: str = "data/models/registry"
 
 
 class AwsSettings(CommonSettings):

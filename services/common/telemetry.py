@@ -45,6 +45,7 @@ ATTR_CHUNK_COUNT = "ragchat.chunk.count"
 ATTR_TOP_K = "ragchat.retrieval.top_k"
 ATTR_MIN_SCORE = "ragchat.retrieval.min_score"
 ATTR_RESULT_COUNT = "ragchat.retrieval.result_count"
+ATTR_INDEX_GENERATION = "ragchat.index.generation"  # the index generation searched
 ATTR_SEARCH_MODE = "ragchat.retrieval.mode"
 ATTR_RERANKER = "ragchat.retrieval.reranker"
 ATTR_CANDIDATE_COUNT = "ragchat.retrieval.candidate_count"

@@ -13,7 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2
 
-from services.common.health import CONFIG_PREFIX, DEPENDENCY_PREFIX, TASK_PREFIX
+from services.common.health import (
+    CONFIG_PREFIX,
+    DEPENDENCY_PREFIX,
+    GENERATION_PREFIX,
+    TASK_PREFIX,
+)
 from services.gateway.clients import ServiceClients
 from services.gateway.schemas import HealthView, LiveView
 
@@ -28,15 +33,15 @@ async def livez() -> LiveView:
     return LiveView(status="ok")
 
 
-async def _check(stub: object) -> tuple[str, dict[str, str], str]:
-    """A service's overall status, its dependencies' and its serving configuration's
-    version (from grpc.health.v1 List)."""
+async def _check(stub: object) -> tuple[str, dict[str, str], str, dict[str, object]]:
+    """A service's overall status, its dependencies', its serving configuration's
+    version and the index generation it searches (from grpc.health.v1 List)."""
     try:
         resp = await stub.List(  # type: ignore[attr-defined]
             health_pb2.HealthListRequest(), timeout=_TIMEOUT_S
         )
     except grpc.aio.AioRpcError as exc:
-        return exc.code().name, {}, ""
+        return exc.code().name, {}, "", {}
     statuses = {name: _STATUS_NAME(s.status) for name, s in resp.statuses.items()}
     parts = {
         name.split("/", 1)[1]: status
@@ -44,7 +49,12 @@ async def _check(stub: object) -> tuple[str, dict[str, str], str]:
         if name.startswith((DEPENDENCY_PREFIX, TASK_PREFIX))
     }
     version = next((n[len(CONFIG_PREFIX):] for n in statuses if n.startswith(CONFIG_PREFIX)), "")
-    return statuses.get("", "UNKNOWN"), parts, version
+    generation: dict[str, object] = {}
+    for name in statuses:
+        if name.startswith(GENERATION_PREFIX):
+            gid, _, model = name[len(GENERATION_PREFIX):].partition("/")
+            generation = {"id": int(gid) if gid.isdigit() else gid, "embedding_model": model}
+    return statuses.get("", "UNKNOWN"), parts, version, generation
 
 
 @router.get("/health", response_model=HealthView, responses={503: {"model": HealthView}})
@@ -57,10 +67,11 @@ async def health(request: Request) -> JSONResponse:
     services = {n: r[0] for n, r in zip(names, results, strict=True)}
     dependencies = {n: r[1] for n, r in zip(names, results, strict=True) if r[1]}
     versions = {n: r[2] for n, r in zip(names, results, strict=True) if r[2]}
+    generations = {n: r[3] for n, r in zip(names, results, strict=True) if r[3]}
     versions["gateway"] = request.app.state.settings.config_version or "env"
     ok = all(status == "SERVING" for status in services.values())
     body = HealthView(
         status="ok" if ok else "degraded", services=services, dependencies=dependencies,
-        config_versions=versions,
+        config_versions=versions, index_generations=generations,
     )
     return JSONResponse(status_code=200 if ok else 503, content=body.model_dump())

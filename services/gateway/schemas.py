@@ -230,6 +230,8 @@ class HealthView(BaseModel):
     dependencies: dict[str, dict[str, str]] = {}
     # Per process: the registered serving configuration in use ("ragchat-rag/3"), or "env".
     config_versions: dict[str, str] = {}
+    # Per service that searches: the index generation in use, {"id", "embedding_model"}.
+    index_generations: dict[str, dict[str, object]] = {}
 
 
 class LiveView(BaseModel):

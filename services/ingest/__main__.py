@@ -16,10 +16,12 @@ import grpc
 from services.common.aws import s3_client, sqs_client
 from services.common.components import embeddings_from, vector_store_from
 from services.common.db import Pool, postgres_probe, prepare_database
+from services.common.generation_models import GenerationModels
 from services.common.grpc_server import serve_forever
 from services.common.health import Probe
 from services.common.runner import run_service
 from services.common.vectorstore.base import VectorStore
+from services.common.vectorstore.pgvector import PgVectorStore
 from services.ingest import servicer
 from services.ingest.adapters import S3BlobStore, SqsJobQueue
 from services.ingest.batching import EmbeddingBatcher
@@ -28,6 +30,7 @@ from services.ingest.config import DEFAULT_PORT, WORKER_PORT, IngestSettings
 from services.ingest.jobs import JobRepository
 from services.ingest.maintenance import consume_dead_letters, requeue_stale
 from services.ingest.pipeline import IndexingPipeline
+from services.ingest.reindex import Reindexer
 from services.ingest.submission import Submissions
 from services.ingest.worker import IndexWorker
 
@@ -80,12 +83,17 @@ def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Backgroun
     )
     settings.apply_switch_interval()
     parts.batcher = EmbeddingBatcher(embeddings, settings.embed_batch_size)
+    # Each index generation's model, loaded once: uploads fill every live generation.
+    models = GenerationModels(embeddings, settings.embedding_device, settings.model_cache_dir)
     pipeline = IndexingPipeline(
         embeddings, chunker, parts.store, limits=settings.parse_limits,
-        batcher=parts.batcher, slice_size=settings.embed_slice_size,
+        batcher=parts.batcher, slice_size=settings.embed_slice_size, models=models,
     )
+    reindexer = (Reindexer(parts.pool, models, settings.embed_slice_size)
+                 if isinstance(parts.store, PgVectorStore) else None)
     worker = IndexWorker(
-        parts.repo, parts.blobs, parts.queue, pipeline, settings, ready=parts.ready
+        parts.repo, parts.blobs, parts.queue, pipeline, settings, ready=parts.ready,
+        reindexer=reindexer,
     )
     tasks: dict[str, Background] = {
         f"worker-{i}": worker.run for i in range(settings.worker_concurrency)

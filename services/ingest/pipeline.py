@@ -18,6 +18,8 @@ import numpy as np
 from opentelemetry import trace
 
 from services.common.embeddings import EmbeddingProvider
+from services.common.generation_models import GenerationModels
+from services.common.generations import Generation
 from services.common.telemetry import ATTR_CHUNK_COUNT, ATTR_DOCUMENT_ID
 from services.common.types import ChunkRecord, DocumentMeta
 from services.common.vectorstore.base import Slice, VectorStore
@@ -43,8 +45,11 @@ class IndexingPipeline:
         limits: ParseLimits | None = None,
         batcher: EmbeddingBatcher | None = None,
         slice_size: int = DEFAULT_SLICE_SIZE,
+        models: GenerationModels | None = None,
     ) -> None:
-        """Without a batcher, slices are embedded on the calling thread."""
+        """Without a batcher, slices are embedded on the calling thread. With `models`,
+        every slice is embedded by the model of each live index generation (during a
+        reindex: the active one and the one being built)."""
         if slice_size <= 0:
             raise ValueError(f"slice_size must be positive, got {slice_size}")
         self.embeddings = embeddings
@@ -53,6 +58,7 @@ class IndexingPipeline:
         self.limits = limits or ParseLimits()
         self.batcher = batcher
         self.slice_size = slice_size
+        self.models = models
 
     def chunks(self, document_id: str, text: str) -> Iterator[ChunkRecord]:
         """The chunks of text with no pages or headings, cut lazily."""
@@ -74,7 +80,8 @@ class IndexingPipeline:
             if first is None:
                 raise ParseError("the document has no extractable text")
             counted = _Counted(itertools.chain([first], remaining))
-            self.store.replace_document(meta, self._embedded(meta.document_id, counted))
+            live = self.store.live_generations() if self.models is not None else []
+            self.store.replace_document(meta, self._embedded(meta.document_id, counted, live))
             span.set_attribute(ATTR_CHUNK_COUNT, counted.count)
         return counted.count
 
@@ -84,28 +91,56 @@ class IndexingPipeline:
         return self.index_chunks(meta, chunk_sections(self.chunker, meta.document_id,
                                                       parsed.sections))
 
-    def _embedded(self, key: str, chunks: Iterable[ChunkRecord]) -> Iterator[Slice]:
-        """(chunks, vectors) slices; with a batcher the next slice embeds meanwhile."""
-        ahead: deque[tuple[list[ChunkRecord], Future[np.ndarray]]] = deque()
+    def _embedded(
+        self, key: str, chunks: Iterable[ChunkRecord], live: list[Generation]
+    ) -> Iterator[Slice]:
+        """(chunks, vectors) slices, vectors labelled by generation when `live` names
+        any; with a batcher the next slice embeds meanwhile."""
+        ahead: deque[tuple[list[ChunkRecord], _Futures]] = deque()
         try:
             for part in _batched(chunks, self.slice_size):
-                ahead.append((part, self._submit([c.text for c in part], key)))
+                ahead.append((part, self._submit_all([c.text for c in part], key, live)))
                 if len(ahead) > 1:
-                    done, future = ahead.popleft()
-                    yield done, future.result()
+                    yield _resolved(*ahead.popleft())
             while ahead:
-                done, future = ahead.popleft()
-                yield done, future.result()
+                yield _resolved(*ahead.popleft())
         finally:
-            for _, future in ahead:  # the write failed: stop embedding what it won't use
-                future.cancel()
+            for _, futures in ahead:  # the write failed: stop embedding what it won't use
+                for future in futures.values():
+                    future.cancel()
+
+    def _submit_all(self, texts: list[str], key: str, live: list[Generation]) -> _Futures:
+        if not live or self.models is None:
+            return {None: self._submit(texts, key)}
+        futures: _Futures = {}
+        for generation in live:
+            model = self.models.for_generation(generation)
+            if model is self.embeddings:
+                futures[generation.id] = self._submit(texts, key)
+            else:  # another generation's model: on this thread, outside the batcher
+                futures[generation.id] = _done(model.embed_documents(texts))
+        return futures
 
     def _submit(self, texts: list[str], key: str) -> Future[np.ndarray]:
         if self.batcher is not None:
             return self.batcher.submit(texts, key)
-        future: Future[np.ndarray] = Future()
-        future.set_result(self.embeddings.embed_documents(texts))
-        return future
+        return _done(self.embeddings.embed_documents(texts))
+
+
+_Futures = dict[int | None, Future[np.ndarray]]
+
+
+def _done(result: np.ndarray) -> Future[np.ndarray]:
+    future: Future[np.ndarray] = Future()
+    future.set_result(result)
+    return future
+
+
+def _resolved(part: list[ChunkRecord], futures: _Futures) -> Slice:
+    """A slice: one matrix (unlabelled), or a matrix per generation id."""
+    if None in futures:
+        return part, futures[None].result()
+    return part, {gid: f.result() for gid, f in futures.items() if gid is not None}
 
 
 class _Counted:

@@ -39,6 +39,8 @@ from services.ingest.adapters import BlobStore, JobQueue, QueueMessage
 from services.ingest.config import IngestSettings
 from services.ingest.jobs import JobRepository
 from services.ingest.pipeline import IndexingPipeline
+from services.ingest.reindex import TASK as REINDEX_TASK
+from services.ingest.reindex import Reindexer, handle_reindex
 from services.ingest.submission import message_tenant
 
 logger = logging.getLogger(__name__)
@@ -88,8 +90,10 @@ class IndexWorker:
         pipeline: IndexingPipeline,
         settings: IngestSettings,
         ready: Callable[[], bool] = lambda: True,
+        reindexer: Reindexer | None = None,
     ) -> None:
         self._repo, self._blobs, self._queue = repo, blobs, queue
+        self._reindexer = reindexer
         self._pipeline = pipeline
         self._settings = settings
         self._ready = ready
@@ -153,6 +157,12 @@ class IndexWorker:
     def process(self, message: QueueMessage) -> None:
         """Index one queued job, as the tenant its message names; acknowledges the
         message when it is settled."""
+        if message.body.get("task") == REINDEX_TASK:  # mlops.reindex: no job row
+            beat = _Heartbeat(self._queue, message, self._settings.visibility_timeout_s,
+                              lambda: None)
+            handle_reindex(message, self._reindexer, self._queue, self._settings.max_attempts,
+                           beat, RETRY_SOON_S)
+            return
         job_id = str(message.body.get("job_id", ""))
         try:
             tenant = message_tenant(message.body)

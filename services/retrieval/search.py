@@ -6,13 +6,16 @@ import contextvars
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from psycopg import errors as pg_errors
 
 from services.common.embeddings import EmbeddingProvider
 from services.common.errors import InvalidArgument
 from services.common.telemetry import (
     ATTR_CANDIDATE_COUNT,
+    ATTR_INDEX_GENERATION,
     ATTR_MIN_SCORE,
     ATTR_RERANKER,
     ATTR_RESULT_COUNT,
@@ -23,6 +26,9 @@ from services.common.types import ScoredChunk, SearchFilter
 from services.common.vectorstore.base import VectorStore
 from services.retrieval.fusion import weighted_rrf
 from services.retrieval.rerank import Reranker
+
+if TYPE_CHECKING:
+    from services.retrieval.generations import ActiveIndex
 
 MAX_QUERY_CHARS = 4000
 MODES = ("dense", "keyword", "hybrid")
@@ -72,9 +78,13 @@ class Retriever:
         store: VectorStore,
         policy: SearchPolicy | None = None,
         reranker: Reranker | None = None,
+        index: ActiveIndex | None = None,
     ) -> None:
+        """With `index`, dense search follows the active index generation (its model and
+        its vectors); otherwise it uses `embeddings` and `store` as they are."""
         self._embeddings = embeddings
         self._store = store
+        self._index = index
         self.policy = policy or SearchPolicy()
         self._reranker = reranker
         if self.policy.default_mode not in MODES:
@@ -176,10 +186,18 @@ class Retriever:
     def _dense(
         self, query: str, depth: int, floor: float, flt: SearchFilter | None, bare: bool = False
     ) -> list[ScoredChunk]:
-        with tracer.start_as_current_span("retrieval.dense"):
-            vector = self._embeddings.embed_query(query)
-            search = self._store.search_candidates if bare else self._store.search
-            return search(vector, depth, floor, flt)
+        with tracer.start_as_current_span("retrieval.dense") as span:
+            if self._index is None:
+                return _dense_on(self._embeddings, self._store, query, depth, floor, flt, bare)
+            route = self._index.route()
+            try:
+                span.set_attribute(ATTR_INDEX_GENERATION, route.generation.id)
+                return _dense_on(route.embeddings, route.store, query, depth, floor, flt, bare)
+            except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn):
+                # Its vectors were dropped after a switch this process had not seen yet.
+                route = self._index.route(fresh=True)
+                span.set_attribute(ATTR_INDEX_GENERATION, route.generation.id)
+                return _dense_on(route.embeddings, route.store, query, depth, floor, flt, bare)
 
     def _keyword(
         self, query: str, depth: int, flt: SearchFilter | None, bare: bool = False
@@ -187,3 +205,13 @@ class Retriever:
         with tracer.start_as_current_span("retrieval.keyword"):
             search = self._store.keyword_candidates if bare else self._store.keyword_search
             return search(query, depth, flt)
+
+
+def _dense_on(
+    embeddings: EmbeddingProvider, store: VectorStore, query: str, depth: int, floor: float,
+    flt: SearchFilter | None, bare: bool,
+) -> list[ScoredChunk]:
+    """Embed with `embeddings` and search `store`: the model of the vectors searched."""
+    vector = embeddings.embed_query(query)
+    search = store.search_candidates if bare else store.search
+    return search(vector, depth, floor, flt)

@@ -47,6 +47,9 @@ def test_health_reports_every_service_and_dependency_serving(platform: RunningSt
     assert deps["retrieval"]["postgres"] == deps["memory"]["postgres"] == "SERVING"
     ingest = deps.get("ingest-worker", deps["ingest"])
     assert {ingest["postgres"], ingest["s3"], ingest["sqs"]} == {"SERVING"}
+    # The index generation retrieval searches: the first, with the configured model.
+    assert body["index_generations"]["retrieval"] == {
+        "id": 1, "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}
     assert platform.http.get("/livez").json() == {"status": "ok"}
 
 

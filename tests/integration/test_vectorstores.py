@@ -227,4 +227,5 @@ def test_migrate_is_idempotent_and_refuses_another_dimension(
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"documents", "jobs", "chunks", "sessions", "turns", "document_versions",
-                      "idempotency_keys", "request_log", "bm25_postings", "bm25_corpus"}
+                      "idempotency_keys", "request_log", "bm25_postings", "bm25_corpus",
+                      "index_generations"}

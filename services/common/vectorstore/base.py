@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
+from services.common.generations import Generation
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
 
-# Part of a document's chunks with their embeddings, one row per chunk.
-Slice = tuple[Sequence[ChunkRecord], np.ndarray]
+# Part of a document's chunks with their embeddings, one row per chunk; PostgreSQL also
+# takes them labelled by index generation (services.common.generations).
+Slice = tuple[Sequence[ChunkRecord], np.ndarray | Mapping[int, np.ndarray]]
 
 
 class VectorStore(ABC):
@@ -88,6 +90,10 @@ class VectorStore(ABC):
         A chunk deleted since it was found is left out.
         """
         return list(chunks)
+
+    def live_generations(self) -> list[Generation]:
+        """The index generations a write must fill ([]: the store has just one)."""
+        return []
 
     @abstractmethod
     def count_chunks(self, document_id: str | None = None) -> int:

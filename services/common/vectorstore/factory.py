@@ -17,6 +17,7 @@ def build_vector_store(
     bm25_k1: float = 0.9,
     bm25_b: float = 0.4,
     ef_search: int = 100,
+    generation_ttl_s: float = 1.0,
 ) -> VectorStore:
     """A store for `backend` ("pgvector" needs `pool`, "chroma" needs `chroma_path`)."""
     name = (backend or "pgvector").strip().lower()
@@ -25,7 +26,8 @@ def build_vector_store(
             raise ValueError("the pgvector backend needs a connection pool")
         from services.common.vectorstore.pgvector import PgVectorStore
 
-        return PgVectorStore(pool, bm25_k1=bm25_k1, bm25_b=bm25_b, ef_search=ef_search)
+        return PgVectorStore(pool, bm25_k1=bm25_k1, bm25_b=bm25_b, ef_search=ef_search,
+                             generation_ttl_s=generation_ttl_s)
     if name == "chroma":
         if not chroma_path:
             raise ValueError("the chroma backend needs chroma_path")

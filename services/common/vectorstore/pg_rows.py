@@ -16,6 +16,8 @@ def cosines(rows: Sequence[Sequence[Any]], min_score: float) -> list[tuple[Any, 
     """Rows with their trailing distance turned into a cosine, those below the floor out."""
     kept = []
     for *columns, distance in rows:
+        if distance is None:  # a chunk without a vector in the searched generation
+            continue
         score = 1.0 - float(distance)
         if not math.isnan(score) and score >= min_score:  # NaN: a zero vector
             kept.append((*columns, score))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any, LiteralString
 
@@ -12,17 +13,17 @@ from psycopg import Connection, sql
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from services.common.db import chunks_dimension
 from services.common.errors import DocumentDeleted, DocumentSuperseded
+from services.common.generations import Generation, active_generation, live_generations
 from services.common.tenancy import DEFAULT_TENANT, tenant_or_none
 from services.common.types import ChunkRecord, DocumentMeta, ScoredChunk, SearchFilter
+from services.common.vectorstore import pg_generations as gens
 from services.common.vectorstore.base import (
     Slice,
     VectorStore,
     as_utc,
     check_keyword_query,
     check_query,
-    checked_slices,
 )
 from services.common.vectorstore.pg_bm25 import (
     FILTER_JOIN,
@@ -30,6 +31,7 @@ from services.common.vectorstore.pg_bm25 import (
     KEYWORD_SEARCH,
 )
 from services.common.vectorstore.pg_rows import bare, conditions, cosines, scored
+from services.common.vectorstore.pg_writes import STAGING, write_slice
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +48,6 @@ ON CONFLICT (document_id) DO UPDATE SET
     content_type = EXCLUDED.content_type,
     tags = EXCLUDED.tags
 """
-
-# Row-level security refuses COPY into chunks: slices are copied into a session-private
-# staging table (no policies; emptied at commit) and moved with one INSERT each.
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS chunk_staging (chunk_id text, document_id text,"
-    " ordinal int, text text, page int, heading text, embedding vector) ON COMMIT DELETE ROWS"
-)
-_COPY_CHUNKS = (
-    "COPY chunk_staging (chunk_id, document_id, ordinal, text, page, heading, embedding)"
-    " FROM STDIN (FORMAT BINARY)"
-)
-_MOVE_CHUNKS = (
-    "WITH moved AS (DELETE FROM chunk_staging RETURNING *)"
-    " INSERT INTO chunks (chunk_id, document_id, ordinal, text, page, heading, embedding)"
-    " SELECT chunk_id, document_id, ordinal, text, page, heading, embedding FROM moved"
-)
 
 # Approximate: the HNSW index answers ORDER BY distance LIMIT k.
 _ANN_SEARCH = """
@@ -101,41 +87,68 @@ FROM hits ORDER BY distance LIMIT %(k)s
 """
 
 class PgVectorStore(VectorStore):
-    """Chunks in PostgreSQL; the pool's connections must have pgvector registered."""
+    """Chunks in PostgreSQL; the pool's connections must have pgvector registered.
+
+    Dense search reads one index generation: the one `at()` bound, else the active one
+    (looked up at most every `generation_ttl_s`). Writes fill every live generation.
+    """
 
     def __init__(
         self, pool: ConnectionPool, bm25_k1: float = 0.9, bm25_b: float = 0.4,
-        ef_search: int = 100,
+        ef_search: int = 100, generation_ttl_s: float = 1.0,
     ) -> None:
         if not 1 <= ef_search <= _MAX_EF_SEARCH:
             raise ValueError(f"ef_search must be between 1 and {_MAX_EF_SEARCH}")
         self._pool = pool
         self._ef_search = int(ef_search)
-        self._dim: int | None = None
         self._bm25 = {"k1": float(bm25_k1), "b": float(bm25_b)}
+        self._ttl = float(generation_ttl_s)
+        self._bound: Generation | None = None
+        self._active: tuple[float, Generation] | None = None
 
     @property
     def pool(self) -> ConnectionPool:
         """The connection pool the store searches through."""
         return self._pool
 
-    def dimension(self) -> int:
-        """The dimension of chunks.embedding (the schema must have been migrated)."""
-        if self._dim is None:
+    def at(self, generation: Generation) -> PgVectorStore:
+        """The same store, its dense search pinned to `generation`."""
+        bound = PgVectorStore(self._pool, self._bm25["k1"], self._bm25["b"], self._ef_search,
+                              self._ttl)
+        bound._bound = generation
+        return bound
+
+    def active_generation(self, fresh: bool = False) -> Generation:
+        """The generation queries search (cached for `generation_ttl_s` unless `fresh`)."""
+        now = time.monotonic()
+        if fresh or self._active is None or now - self._active[0] > self._ttl:
             with self._pool.connection() as conn:
-                dim = chunks_dimension(conn)
-            if dim is None:
-                raise RuntimeError("table chunks does not exist; run migrate() first")
-            self._dim = dim
-        return self._dim
+                found = active_generation(conn)
+            if found is None:
+                raise RuntimeError("no active index generation; run migrate() first")
+            self._active = (now, found)
+        return self._active[1]
+
+    def live_generations(self) -> list[Generation]:
+        with self._pool.connection() as conn:
+            return live_generations(conn)
+
+    def generation(self) -> Generation:
+        """The generation this store's dense search reads."""
+        return self._bound or self.active_generation()
+
+    def dimension(self) -> int:
+        """The vector dimension of the generation dense search reads."""
+        return self.generation().dim
 
     def replace_document(
         self,
         doc: DocumentMeta,
         chunks: Sequence[ChunkRecord] | Iterable[Slice],
-        vectors: np.ndarray | None = None,
+        vectors: np.ndarray | Mapping[int, np.ndarray] | None = None,
     ) -> None:
-        slices = checked_slices(doc, chunks, vectors, self.dimension())
+        """See VectorStore; vectors may be labelled by generation (a mapping per slice),
+        and must then cover every live generation (else GenerationsChanged)."""
         created = as_utc(doc.created_at) if doc.created_at else None
         written = 0
         # One transaction: searches see the old chunks until the last slice commits.
@@ -150,22 +163,18 @@ class PgVectorStore(VectorStore):
                     (doc.document_id, doc.title, doc.source, doc.content_type,
                      list(doc.tags), created),
                 )
+            # Read under the document's lock: a generation that becomes live after
+            # this is filled by its reindex message, which waits for this lock.
+            live = live_generations(conn)
+            slices = gens.labelled_slices(doc, chunks, vectors, live)
             removed = conn.execute(
                 "DELETE FROM chunks WHERE document_id = %s", (doc.document_id,)
             ).rowcount
-            conn.execute(_STAGING)
+            conn.execute(STAGING)
             try:
                 with conn.cursor() as cur:
-                    for part, matrix in slices:
-                        with cur.copy(_COPY_CHUNKS) as copy:
-                            copy.set_types(
-                                ["text", "text", "int4", "text", "int4", "text", "vector"]
-                            )
-                            for chunk, vector in zip(part, matrix, strict=True):
-                                copy.write_row((chunk.chunk_id, chunk.document_id,
-                                                chunk.ordinal, chunk.text, chunk.page,
-                                                chunk.heading, vector))
-                        cur.execute(_MOVE_CHUNKS)
+                    for part, by_gen in slices:
+                        write_slice(cur, part, by_gen, live)
                         written += len(part)
             except pg_errors.ForeignKeyViolation as exc:
                 raise DocumentDeleted(f"document {doc.document_id!r} was deleted") from exc
@@ -202,13 +211,20 @@ class PgVectorStore(VectorStore):
         self, vector: np.ndarray, top_k: int, flt: SearchFilter | None, light: bool
     ) -> list[tuple[Any, ...]]:
         """Rows ending in the cosine distance (`light`: chunk id and distance only)."""
-        query = check_query(vector, top_k, self.dimension())
+        generation = self.generation()
+        query = check_query(vector, top_k, generation.dim)
         params: dict[str, Any] = {"q": query, "k": top_k}
         exact = (flt is not None and not flt.is_empty()) or top_k > _MAX_EF_SEARCH
+        ann: sql.Composable | LiteralString = _ANN_CANDIDATES if light else _ANN_SEARCH
+        if not generation.in_chunks:
+            ann = gens.search_statement(gens.ANN_CANDIDATES if light else gens.ANN_SEARCH,
+                                        generation)
         with self._pool.connection() as conn:
             if exact:
                 where = conditions(flt or SearchFilter(), params)
-                statement = sql.SQL(_EXACT_SEARCH).format(conditions=where)
+                statement = (sql.SQL(_EXACT_SEARCH).format(conditions=where)
+                             if generation.in_chunks
+                             else gens.search_statement(gens.EXACT_SEARCH, generation, where))
                 rows = conn.execute(statement, params).fetchall()
                 return [(row[0], row[-1]) for row in rows] if light else rows
             # The HNSW scan returns at most ef_search rows: never fewer than k. The
@@ -219,8 +235,7 @@ class PgVectorStore(VectorStore):
             local = conn.transaction() if conn.autocommit else nullcontext()
             with local, conn.pipeline():
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (ef,))
-                return conn.execute(_ANN_CANDIDATES if light else _ANN_SEARCH,
-                                    params).fetchall()
+                return conn.execute(ann, params).fetchall()
 
     def keyword_search(
         self, query: str, top_k: int, flt: SearchFilter | None = None

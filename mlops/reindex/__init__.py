@@ -1,0 +1,1 @@
+"""Blue/green reindex: build a new index generation through the worker, verify, switch."""
