@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         model = resolve_model(args.embedding_model, settings.model_cache_dir,
-                              settings.embedding_device, args.mlflow_uri)
+                              settings.embedding_device, args.mlflow_uri,
+                              settings.embedding_precision)
     except ValueError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

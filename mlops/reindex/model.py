@@ -23,7 +23,7 @@ class ResolvedModel:
 
 
 def resolve_model(spec: str, cache_dir: str, device: str = "cpu",
-                  tracking_uri: str = "") -> ResolvedModel:
+                  tracking_uri: str = "", precision: str = "fp32") -> ResolvedModel:
     """Resolve and load the model; ValueError when it cannot be found."""
     match = _REGISTRY.match(spec.strip())
     if match is None:
@@ -36,7 +36,7 @@ def resolve_model(spec: str, cache_dir: str, device: str = "cpu",
         version = match["version"] or _alias_version(match["name"], match["alias"], tracking_uri)
         uri = f"models:/{match['name']}/{version}"
         path = local_model_dir(uri, cache_dir)
-    provider = build_embeddings("sentence-transformers", path, device)
+    provider = build_embeddings("sentence-transformers", path, device, precision)
     provider.dimension  # noqa: B018 - loads the model now: a broken folder fails here
     return ResolvedModel(uri, path, provider)
 

@@ -53,10 +53,11 @@ class GenerationModels:
 
     def __init__(
         self, configured: EmbeddingProvider, device: str = "cpu",
-        cache_dir: str = "data/models/registry",
+        cache_dir: str = "data/models/registry", precision: str = "fp32",
     ) -> None:
         self.configured = configured
         self._device = device
+        self._precision = precision
         self._cache_dir = cache_dir
         self._loaded: dict[int, EmbeddingProvider] = {}
         self._lock = threading.Lock()
@@ -75,7 +76,8 @@ class GenerationModels:
 
     def _load(self, generation: Generation) -> EmbeddingProvider:
         path = local_model_dir(generation.model_uri, self._cache_dir)
-        provider = build_embeddings("sentence-transformers", path, self._device)
+        provider = build_embeddings("sentence-transformers", path, self._device,
+                                    self._precision)
         if generation.model_id and provider.model_id != generation.model_id:
             raise ValueError(
                 f"generation {generation.id} was built with {generation.model_id} but "

@@ -84,7 +84,8 @@ def _worker_tasks(settings: IngestSettings, parts: Parts) -> dict[str, Backgroun
     settings.apply_switch_interval()
     parts.batcher = EmbeddingBatcher(embeddings, settings.embed_batch_size)
     # Each index generation's model, loaded once: uploads fill every live generation.
-    models = GenerationModels(embeddings, settings.embedding_device, settings.model_cache_dir)
+    models = GenerationModels(embeddings, settings.embedding_device, settings.model_cache_dir,
+                              settings.embedding_precision)
     pipeline = IndexingPipeline(
         embeddings, chunker, parts.store, limits=settings.parse_limits,
         batcher=parts.batcher, slice_size=settings.embed_slice_size, models=models,

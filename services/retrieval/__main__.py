@@ -65,7 +65,8 @@ def _active_index(
     settings: RetrievalSettings, store: PgVectorStore, embeddings: EmbeddingProvider
 ) -> ActiveIndex:
     """Dense search following the active index generation, its model loaded now."""
-    models = GenerationModels(embeddings, settings.embedding_device, settings.model_cache_dir)
+    models = GenerationModels(embeddings, settings.embedding_device, settings.model_cache_dir,
+                              settings.embedding_precision)
     index = ActiveIndex(store, models, BatchingEmbeddings)
     index.refresh()
     return index
