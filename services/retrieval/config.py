@@ -21,6 +21,9 @@ class RetrievalSettings(EmbeddingSettings):
     # serve gRPC and PostgreSQL meanwhile; two threads spinning on busy cores stalled
     # searches for seconds (README "Benchmark: search latency and throughput").
     embedding_threads: int = Field(default=1, ge=0, le=256)
+    # 8 concurrent searches (a hybrid one holds two connections): wider model batches;
+    # /search under 50 clients served ~1.2x more than with 4 (README, "Benchmark").
+    db_pool_max: int = 16
     default_top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=100, ge=1)
     # Cosine similarity below which a chunk is not relevant (dense results, and the
