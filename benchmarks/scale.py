@@ -247,6 +247,21 @@ def disk(pool: ConnectionPool) -> dict[str, float]:
     return {name: round(value / mib, 1) for name, value in zip(names, row, strict=True)}
 
 
+def model_latency(pool: ConnectionPool, texts: Sequence[str],
+                  args: argparse.Namespace) -> dict[str, float]:
+    """Dense search as the service runs it: each query embedded by the configured model
+    (its precision and threads), then the HNSW scan. The model's vectors are not those
+    the corpus was drawn like, so this times the path; recall comes from the drawn ones."""
+    from services.common.components import embeddings_from
+    from services.retrieval.config import RetrievalSettings
+
+    settings = RetrievalSettings(embedding_dim=args.dim)
+    retriever = Retriever(embeddings_from(settings),
+                          PgVectorStore(pool, ef_search=args.ef_search),
+                          SearchPolicy(dense_min_score=-1.0))
+    return percentiles(lambda q: retriever.search(q, top_k=10, mode="dense"), texts)
+
+
 def run_size(pool: ConnectionPool, n: int, args: argparse.Namespace) -> dict[str, Any]:
     corpus, vectors = Corpus(Path(args.dataset), args.seed), Vectors(n, args.dim, args.seed)
     built = build(pool, corpus, vectors, n, args)
@@ -258,10 +273,23 @@ def run_size(pool: ConnectionPool, n: int, args: argparse.Namespace) -> dict[str
     modes = ("dense",) if args.dense_only else ("dense", "keyword", "hybrid")
     latency = {mode: percentiles(lambda q, m=mode: retriever.search(q, top_k=10, mode=m), texts)
                for mode in modes}
+    if args.with_model:
+        latency["dense_with_model"] = model_latency(pool, texts, args)
     found, scan = recall(pool, built["matrix"], query_vectors, args.efs)
     return {"chunks": n, "load_s": built["load_s"], "hnsw_build_s": built["hnsw_build_s"],
             "recall_at_10": found, "dense_ms_by_ef_search": scan, "latency_ms": latency,
             "disk": disk(pool)}
+
+
+def _set_shared_buffers(dsn: str, size: str) -> bool:
+    """ALTER SYSTEM shared_buffers of the embedded server; True if a restart is due."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
+        row = conn.execute("SELECT pending_restart FROM pg_settings"
+                           " WHERE name = 'shared_buffers'").fetchone()
+    return bool(row and row[0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -279,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="with --dense-only: measure the index a previous run of the same"
                         " size, graph and seed left in the database instead of rebuilding it")
+    parser.add_argument("--shared-buffers", default="",
+                        help="the embedded server's shared_buffers, e.g. 6GB (its default"
+                        " is 128MB; a production server sizes it to its memory)")
+    parser.add_argument("--with-model", action="store_true",
+                        help="also time dense search with each query embedded by the model")
     parser.add_argument("--dataset", default=str(DATASET))
     parser.add_argument("--database-url", default="")
     parser.add_argument("--work-dir", default="data/scale")
@@ -292,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from devstack.postgres import start_postgres
 
             server = start_postgres(Path(args.work_dir) / "postgres")
+            if args.shared_buffers and _set_shared_buffers(server.dsn, args.shared_buffers):
+                server.stop()  # shared_buffers takes effect at start only
+                server = start_postgres(Path(args.work_dir) / "postgres")
             stack.callback(server.stop)
             dsn = server.dsn
         migrate(dsn, args.dim)
