@@ -57,6 +57,16 @@ def test_a_reuse_run_measures_the_index_it_finds_instead_of_rebuilding(
     assert other["load_s"] is not None
 
 
+def test_with_model_times_dense_search_with_the_query_model(
+    tmp_path: Path, make_database: Callable[[str], str]
+) -> None:
+    dsn = make_database("scale_with_model")
+    (result,) = _run(tmp_path, dsn, "--dim", "384", "--sizes", "1000", "--dense-only",
+                     "--efs", "100", "--with-model")["results"]
+    timed = result["latency_ms"]["dense_with_model"]
+    assert 0 < timed["p50"] <= timed["p99"]
+
+
 def _run(tmp_path: Path, dsn: str, *options: str) -> dict:
     environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{REPO}:{REPO / 'gen'}"}
     proc = subprocess.run(
