@@ -197,7 +197,8 @@ def test_embeddings_float_and_base64_are_the_retrieval_models_vectors(
     client: openai.OpenAI, stack: RunningStack
 ) -> None:
     texts = [RELAY, "a short query"]
-    expected = SentenceTransformerEmbeddings().embed_documents(texts)
+    # The service's model at the service's precision (bf16 on an AMX CPU, else fp32).
+    expected = SentenceTransformerEmbeddings(precision="auto").embed_documents(texts)
     floats = client.embeddings.create(model="ragchat-embedding", input=texts,
                                       encoding_format="float")
     assert [d.index for d in floats.data] == [0, 1] and floats.usage.prompt_tokens > 0
