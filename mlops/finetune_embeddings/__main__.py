@@ -45,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="pairs per step; the other pairs of a batch are its in-batch negatives")
     add("--lr", type=_positive(float), default=defaults.lr)
     add("--seed", type=int, default=defaults.seed)
-    add("--hard-negatives", type=int, default=1, help="mined negatives per pair (0: none)")
+    add("--hard-negatives", type=int, default=3, help="mined negatives per pair (0: none)")
     add("--negative-margin", type=float, default=0.05,
         help="skip candidate negatives scoring above the positive minus this")
     add("--max-pairs", type=_positive(int), default=2000, help="cap on training pairs")

@@ -22,7 +22,9 @@ SELECT_ON = "ndcg@10"
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 2e-5
+    # 63 steps at 2e-5 with one negative moved dev dense nDCG@10 +0.026; 5e-5 with three
+    # negatives +0.071 (README, "Fine-tuning the embedding model"); early stopping guards.
+    lr: float = 5e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_seq_length: int = 128
