@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,28 +32,10 @@ from services.common.generations import (  # noqa: E402
 )
 from services.common.rls import APP_ROLE  # noqa: E402
 from services.common.tenancy import DEFAULT_TENANT, tenant_scope  # noqa: E402
-from services.common.types import ChunkRecord, DocumentMeta  # noqa: E402
 from services.common.vectorstore.pgvector import PgVectorStore  # noqa: E402
 
-WORDS = [f"w{n}" for n in range(3000)]
-PER_DOC = 50
-
-
-def _doc(rng: random.Random, doc_id: str) -> tuple[DocumentMeta, list[ChunkRecord], np.ndarray]:
-    chunks = [ChunkRecord(f"{doc_id}:{i}", doc_id, i, " ".join(rng.choices(WORDS, k=60)))
-              for i in range(PER_DOC)]
-    vectors = np.random.default_rng(rng.randrange(1 << 30)).normal(size=(PER_DOC, 384))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return DocumentMeta(doc_id, doc_id, f"{doc_id}.txt", "text/plain"), chunks, vectors
-
-
-def p50_ms(call: Callable[[], object], runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 3)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_docs import PER_DOC, p50_ms, synthetic_doc  # noqa: E402
 
 
 def _measure(store: PgVectorStore, dsn: str, rng: random.Random,
@@ -73,7 +53,7 @@ def _measure(store: PgVectorStore, dsn: str, rng: random.Random,
         "dense candidates 100": (p50_ms(lambda: one.search_candidates(query, 100), runs),
                                  p50_ms(lambda: two.search_candidates(query, 100), runs)),
     }
-    doc = _doc(rng, "bench")
+    doc = synthetic_doc(rng, "bench")
     single = p50_ms(lambda: store.replace_document(*doc), 30)
     with psycopg.connect(dsn, autocommit=True) as conn:  # generation 2 is live now
         conn.execute("UPDATE index_generations SET state = 'ready' WHERE id = 2")
@@ -97,7 +77,7 @@ def main() -> int:
             store = PgVectorStore(pool)
             with tenant_scope(DEFAULT_TENANT):
                 for d in range(args.chunks // PER_DOC):
-                    store.replace_document(*_doc(rng, f"d{d}"))
+                    store.replace_document(*synthetic_doc(rng, f"d{d}"))
                 started = time.perf_counter()
                 with psycopg.connect(server.dsn, autocommit=True) as conn:
                     with conn.transaction():

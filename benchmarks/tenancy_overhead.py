@@ -12,11 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,28 +24,10 @@ from devstack.embedded import start_postgres  # noqa: E402
 from services.common.db import migrate, open_pool  # noqa: E402
 from services.common.rls import APP_ROLE  # noqa: E402
 from services.common.tenancy import tenant_scope  # noqa: E402
-from services.common.types import ChunkRecord, DocumentMeta  # noqa: E402
 from services.common.vectorstore.pgvector import PgVectorStore  # noqa: E402
 
-WORDS = [f"w{n}" for n in range(3000)]
-PER_DOC = 50
-
-
-def _doc(rng: random.Random, doc_id: str) -> tuple[DocumentMeta, list[ChunkRecord], np.ndarray]:
-    chunks = [ChunkRecord(f"{doc_id}:{i}", doc_id, i, " ".join(rng.choices(WORDS, k=60)))
-              for i in range(PER_DOC)]
-    vectors = np.random.default_rng(rng.randrange(1 << 30)).normal(size=(PER_DOC, 384))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return DocumentMeta(doc_id, doc_id, f"{doc_id}.txt", "text/plain"), chunks, vectors
-
-
-def p50_ms(call: Callable[[], object], runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 3)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_docs import PER_DOC, p50_ms, synthetic_doc  # noqa: E402
 
 
 def main() -> int:
@@ -68,14 +47,14 @@ def main() -> int:
             for t in range(args.tenants):
                 with tenant_scope(f"tenant{t}"):
                     for d in range(args.chunks_per_tenant // PER_DOC):
-                        stores["ragchat_app"].replace_document(*_doc(rng, f"t{t}d{d}"))
+                        stores["ragchat_app"].replace_document(*synthetic_doc(rng, f"t{t}d{d}"))
             with owner.connection() as conn:
                 conn.execute("ANALYZE")
             query = np.random.default_rng(1).normal(size=384).astype(np.float32)
             results: dict[str, dict[str, float]] = {}
             with tenant_scope("tenant0"):
                 for name, store in stores.items():
-                    doc = _doc(rng, f"bench-{name}")
+                    doc = synthetic_doc(rng, f"bench-{name}")
                     results[name] = {
                         "dense_ms": p50_ms(lambda s=store: s.search(query, 10), args.runs),
                         "keyword_ms": p50_ms(lambda s=store: s.keyword_search(

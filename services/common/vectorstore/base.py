@@ -141,19 +141,29 @@ def checked_slices(
     slices: Iterable[Slice] = (
         [(chunks, vectors)] if vectors is not None else chunks  # type: ignore[list-item]
     )
-    ids: set[str] = set()
-    ordinals: set[int] = set()
-    total = 0
+    seen = UniqueChunks()
     for part, part_vectors in slices:
         matrix = check_batch(doc, part, part_vectors, dim)
-        total += len(part)
-        ids.update(c.chunk_id for c in part)
-        ordinals.update(c.ordinal for c in part)
-        if len(ids) != total:
-            raise ValueError("chunk ids must be unique")
-        if len(ordinals) != total:
-            raise ValueError("chunk ordinals must be unique within a document")
+        seen.add(part)
         yield part, matrix
+
+
+class UniqueChunks:
+    """Chunk ids and ordinals seen so far in a document's slices; both must be unique."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._ordinals: set[int] = set()
+        self._total = 0
+
+    def add(self, part: Sequence[ChunkRecord]) -> None:
+        self._total += len(part)
+        self._ids.update(c.chunk_id for c in part)
+        self._ordinals.update(c.ordinal for c in part)
+        if len(self._ids) != self._total:
+            raise ValueError("chunk ids must be unique")
+        if len(self._ordinals) != self._total:
+            raise ValueError("chunk ordinals must be unique within a document")
 
 
 def check_keyword_query(query: str, top_k: int) -> str:

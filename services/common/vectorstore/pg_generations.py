@@ -10,7 +10,7 @@ from psycopg import Cursor, sql
 
 from services.common.generations import Generation, GenerationsChanged
 from services.common.types import ChunkRecord, DocumentMeta
-from services.common.vectorstore.base import check_batch
+from services.common.vectorstore.base import UniqueChunks, check_batch
 
 # One slice's vectors by generation id.
 ByGeneration = dict[int, np.ndarray]
@@ -72,9 +72,7 @@ def labelled_slices(
     if not live:
         raise RuntimeError("no active index generation; run migrate() first")
     slices = [(chunks, vectors)] if vectors is not None else chunks
-    ids: set[str] = set()
-    ordinals: set[int] = set()
-    total = 0
+    seen = UniqueChunks()
     for part, given in slices:
         if not isinstance(given, Mapping):
             if len(live) > 1:
@@ -85,13 +83,7 @@ def labelled_slices(
         if missing:
             raise GenerationsChanged(f"index generations {missing} became live meanwhile")
         by_gen = {g.id: check_batch(doc, part, given[g.id], g.dim) for g in live}
-        total += len(part)
-        ids.update(c.chunk_id for c in part)
-        ordinals.update(c.ordinal for c in part)
-        if len(ids) != total:
-            raise ValueError("chunk ids must be unique")
-        if len(ordinals) != total:
-            raise ValueError("chunk ordinals must be unique within a document")
+        seen.add(part)
         yield part, by_gen
 
 
