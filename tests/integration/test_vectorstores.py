@@ -176,6 +176,20 @@ def test_mismatched_vectors_are_rejected(filled: VectorStore) -> None:
     assert filled.count_chunks("A") == 2  # nothing changed
 
 
+def test_duplicate_chunk_ids_or_ordinals_change_nothing(filled: VectorStore) -> None:
+    twice = [ChunkRecord("x0", "A", 0, "one"), ChunkRecord("x0", "A", 1, "two")]
+    with pytest.raises(ValueError, match="chunk ids must be unique"):
+        filled.replace_document(DOC_A, twice, np.stack([E0, E1]))
+    same_place = [ChunkRecord("x0", "A", 0, "one"), ChunkRecord("x1", "A", 0, "two")]
+    with pytest.raises(ValueError, match="ordinals must be unique"):
+        filled.replace_document(DOC_A, same_place, np.stack([E0, E1]))
+    # Across streamed slices too: the second slice repeats the first one's id.
+    slices = [(twice[:1], np.stack([E0])), (twice[1:], np.stack([E1]))]
+    with pytest.raises(ValueError, match="chunk ids must be unique"):
+        filled.replace_document(DOC_A, slices)
+    assert filled.count_chunks("A") == 2 and ids(filled) == BEST_FIRST
+
+
 def test_unknown_backend_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown vector backend"):
         build_vector_store("faiss")
