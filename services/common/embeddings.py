@@ -106,23 +106,28 @@ class EmbeddingWrapper(EmbeddingProvider):
         self._inner = inner
 
     @property
+    def wrapped(self) -> EmbeddingProvider:
+        """The provider whose identity this one reports (a subclass may pick per call)."""
+        return self._inner
+
+    @property
     def model_name(self) -> str:
-        return self._inner.model_name
+        return self.wrapped.model_name
 
     @property
     def model_id(self) -> str:
-        return self._inner.model_id
+        return self.wrapped.model_id
 
     @property
     def dimension(self) -> int:
-        return self._inner.dimension
+        return self.wrapped.dimension
 
     @property
     def max_input_tokens(self) -> int | None:
-        return self._inner.max_input_tokens
+        return self.wrapped.max_input_tokens
 
     def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
+        return self.wrapped.count_tokens(text)
 
 
 def _normalised(vectors: Any, dimension: int) -> np.ndarray:

@@ -115,23 +115,8 @@ class ActiveEmbeddings(EmbeddingWrapper):
         self._index = index
 
     @property
-    def _current(self) -> EmbeddingProvider:
+    def wrapped(self) -> EmbeddingProvider:
         return self._index.route().embeddings
 
-    @property
-    def model_name(self) -> str:
-        return self._current.model_name
-
-    @property
-    def model_id(self) -> str:
-        return self._current.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._current.dimension
-
-    def count_tokens(self, text: str) -> int:
-        return self._current.count_tokens(text)
-
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._current.embed_documents(texts)
+        return self.wrapped.embed_documents(texts)
