@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from services.common.errors import InvalidArgument
 
@@ -13,6 +15,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 _INVALID = "page_token is not valid: pass the next_page_token of a previous response"
 PageKey = tuple[datetime, str]
+Row = TypeVar("Row")
 
 
 def page_size(requested: int) -> int:
@@ -45,3 +48,16 @@ def decode_key(token: str) -> PageKey | None:
     if moment.tzinfo is None or not isinstance(key, str) or not key:
         raise InvalidArgument(_INVALID, field="page_token")
     return moment, key
+
+
+def fetch_page(
+    fetch: Callable[[int, PageKey | None], list[Row]], requested_size: int, token: str,
+    key_of: Callable[[Row], PageKey],
+) -> tuple[list[Row], str]:
+    """One keyset page: `fetch(limit, after)` reads the rows after the token's key, and
+    `key_of` keys a row; returns the page and the next page's token ("" on the last)."""
+    size = page_size(requested_size)
+    after = decode_key(token)
+    rows = fetch(size + 1, after)  # one extra row tells whether another page exists
+    following = encode_key(*key_of(rows[size - 1])) if len(rows) > size else ""
+    return rows[:size], following

@@ -104,13 +104,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def ListDocuments(
         self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.ListDocumentsResponse:
-        size = keyset.page_size(request.page_size)
-        after = keyset.decode_key(request.page_token)
-        # Fetch one extra row to know whether another page exists.
-        rows = await asyncio.to_thread(self._repo.list_documents, size + 1, after)
-        token = paging.encode(rows[size - 1]) if len(rows) > size else ""
+        rows, token = await asyncio.to_thread(
+            keyset.fetch_page, self._repo.list_documents, request.page_size,
+            request.page_token, paging.document_key,
+        )
         return ingest_pb2.ListDocumentsResponse(
-            documents=[_document_pb(r) for r in rows[:size]], next_page_token=token
+            documents=[_document_pb(r) for r in rows], next_page_token=token
         )
 
     async def GetDocument(

@@ -9,7 +9,7 @@ from datetime import datetime
 from psycopg_pool import ConnectionPool
 
 from services.common.errors import InvalidArgument, NotFound
-from services.common.paging import PageKey, encode_key
+from services.common.paging import PageKey
 from services.common.types import HistoryTurn
 
 MAX_TITLE_CHARS = 200
@@ -42,9 +42,9 @@ def default_title(turns: Sequence[HistoryTurn]) -> str:
     return ""
 
 
-def encode_token(summary: SessionSummary) -> str:
-    """The token of the page that starts after `summary` (read back by paging.decode_key)."""
-    return encode_key(summary.updated_at, summary.session_id)
+def session_key(summary: SessionSummary) -> PageKey:
+    """Where a page ending at `summary` ends (services.common.paging encodes it)."""
+    return summary.updated_at, summary.session_id
 
 
 def check_title(title: str) -> str:

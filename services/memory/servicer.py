@@ -72,13 +72,12 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     async def ListSessions(
         self, request: memory_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> memory_pb2.ListSessionsResponse:
-        size = keyset.page_size(request.page_size)
-        after = keyset.decode_key(request.page_token)
-        # One extra row tells whether another page exists.
-        rows = await asyncio.to_thread(self._store.index.page, size + 1, after)
-        token = listing.encode_token(rows[size - 1]) if len(rows) > size else ""
+        rows, token = await asyncio.to_thread(
+            keyset.fetch_page, self._store.index.page, request.page_size,
+            request.page_token, listing.session_key,
+        )
         return memory_pb2.ListSessionsResponse(
-            sessions=[_summary_pb(r) for r in rows[:size]], next_page_token=token
+            sessions=[_summary_pb(r) for r in rows], next_page_token=token
         )
 
     async def UpdateSession(
