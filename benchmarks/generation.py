@@ -13,7 +13,9 @@
 2. The platform as `make run` starts it (skip with --skip-platform): 8 Normans
    paragraphs uploaded, then
    - one /query/stream at a time: first `delta` after the response headers, which the
-     gateway sends once retrieval is done, so this is "first token after retrieval";
+     gateway sends once retrieval is done, so this is "first token after retrieval":
+     the same question again (llama.cpp reuses the whole evaluated prompt), then a new
+     Normans question each round (its own 5-chunk context: cold but for the prompt's head);
    - --clients concurrent /query calls (default capacity: 4 generating + 4 queued):
      each is answered, or refused with 429 at once; none may run past its deadline.
 The last line of stdout is JSON.
@@ -136,17 +138,42 @@ def in_process(rounds: int, max_tokens: int, transformers: bool) -> dict[str, di
     return results
 
 
-def _first_delta_after_headers(http: httpx.Client) -> float:
-    with http.stream("POST", "/query/stream", json={"question": QUESTION}) as resp:
+def _new_questions(docs: list[dict[str, Any]], count: int) -> list[str]:
+    """Answerable Normans questions on the uploaded paragraphs, one per paragraph in
+    turn: each retrieves its own context, so only the prompt's fixed head is cached."""
+    ids = {doc["_id"] for doc in docs}
+    rows = read_jsonl(datasets_dir() / "squad2-normans" / "answers.jsonl")
+    by_doc: dict[str, list[str]] = {}
+    for row in rows:
+        if not row["is_impossible"] and row["gold_passage"] in ids and row["question"] != QUESTION:
+            by_doc.setdefault(row["gold_passage"], []).append(row["question"])
+    turns = [qs[n] for n in range(max(map(len, by_doc.values()))) for qs in by_doc.values()
+             if n < len(qs)]
+    return turns[:count]
+
+
+def _first_delta_after_headers(http: httpx.Client, question: str = QUESTION) -> float:
+    """Seconds from the response headers to the first `delta`, or to `done` when the
+    model's first token ends an empty answer (the small model does that at times)."""
+    with http.stream("POST", "/query/stream", json={"question": question}) as resp:
         resp.raise_for_status()
         headers_at = time.perf_counter()
         first = None
         for line in resp.iter_lines():  # read to the end: the answer completes as a user sees it
-            if first is None and line.startswith("event: delta"):
+            if first is None and line.startswith(("event: delta", "event: done")):
                 first = time.perf_counter() - headers_at
     if first is None:
-        raise RuntimeError("the stream sent no delta")
+        raise RuntimeError("the stream sent neither delta nor done")
     return first
+
+
+def _prompt_tokens(http: httpx.Client, question: str) -> int:
+    """The prompt's size in model tokens, as /v1/chat/completions reports it."""
+    resp = http.post("/v1/chat/completions", json={
+        "model": "ragchat", "max_tokens": 1,
+        "messages": [{"role": "user", "content": question}]})
+    resp.raise_for_status()
+    return int(resp.json()["usage"]["prompt_tokens"])
 
 
 def _burst(base_url: str, clients: int) -> list[tuple[int, float]]:
@@ -164,7 +191,8 @@ def platform(rounds: int, clients: int) -> dict[str, Any]:
         stack = start_stack(stack_config(Path(tmp), {}))
         try:
             http = httpx.Client(base_url=stack.base_url, timeout=DEADLINE_S)
-            for doc in _normans(8):
+            docs = _normans(8)
+            for doc in docs:
                 job = http.post("/upload", files={
                     "file": (f"{doc['_id']}.txt", doc["text"].encode(), "text/plain")}).json()
                 while http.get(f"/jobs/{job['job_id']}").json()["status"] not in ("indexed",
@@ -172,6 +200,9 @@ def platform(rounds: int, clients: int) -> dict[str, Any]:
                     time.sleep(0.3)
             _first_delta_after_headers(http)  # warm-up
             ttfts = [_first_delta_after_headers(http) for _ in range(rounds)]
+            questions = _new_questions(docs, rounds)
+            fresh = [_first_delta_after_headers(http, q) for q in questions]
+            fresh_tokens = [_prompt_tokens(http, q) for q in questions]  # cached prefix now
             burst = _burst(stack.base_url, clients)
         finally:
             stack.stop()
@@ -179,6 +210,9 @@ def platform(rounds: int, clients: int) -> dict[str, Any]:
     refused = [s for code, s in burst if code == 429]
     result = {
         "ttft_after_retrieval_s": round(statistics.median(ttfts), 3),
+        "ttft_after_retrieval_new_question_s": round(statistics.median(fresh), 3),
+        "ttft_after_retrieval_new_question_max_s": round(max(fresh), 3),
+        "new_question_prompt_tokens": fresh_tokens,
         "burst_clients": clients, "answered": len(answered), "refused_429": len(refused),
         "other": sorted({code for code, _ in burst} - {200, 429}),
         "answered_max_s": round(max(answered), 2) if answered else None,
