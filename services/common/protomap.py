@@ -28,12 +28,14 @@ SCORE_KIND_TO_PB = {
     "hybrid": common_pb2.SCORE_KIND_HYBRID,
     "rerank:cross-encoder": common_pb2.SCORE_KIND_RERANK_CROSS_ENCODER,
     "rerank:embedding": common_pb2.SCORE_KIND_RERANK_EMBEDDING,
+    "rerank:blend": common_pb2.SCORE_KIND_RERANK_BLEND,
 }
 SCORE_KIND_FROM_PB = {pb: name for name, pb in SCORE_KIND_TO_PB.items()}
 RERANKER_TO_PB = {
     "": retrieval_pb2.RERANKER_NONE,
     "cross-encoder": retrieval_pb2.RERANKER_CROSS_ENCODER,
     "embedding": retrieval_pb2.RERANKER_EMBEDDING,
+    "blend": retrieval_pb2.RERANKER_BLEND,
 }
 RERANKER_FROM_PB = {pb: name for name, pb in RERANKER_TO_PB.items()}
 

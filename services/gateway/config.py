@@ -30,6 +30,10 @@ class GatewaySettings(CommonSettings):
     upload_deadline_s: float = 60.0
     default_top_k: int = Field(default=5, ge=1, le=100)
     history_turns: int = Field(default=6, ge=0)
+    # Answer routes (/query, /query/stream, /v1/chat/completions) ask retrieval for its
+    # reranker when the request does not say: the passage cited first is then the one
+    # that best matches the question. Turn off where retrieval has RAGCHAT_RERANKER=none.
+    answer_rerank: bool = True
     # Generation capacity: answers generated at once, requests waiting for one, and the
     # Retry-After (s) sent with the 429 that refuses any beyond.
     max_concurrent_generations: int = Field(default=4, ge=1)

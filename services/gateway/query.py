@@ -61,6 +61,8 @@ async def prepare_context(
         )
         session_id, history = created.session_id, []
     query = await standalone_query(clients, settings, body.question, history)
+    if body.rerank is None and settings.answer_rerank:
+        body = body.model_copy(update={"rerank": True})
     found = await clients.retrieval.Search(search_request(query, body, settings), timeout=deadline)
     return session_id, history, list(found.chunks)
 

@@ -38,10 +38,14 @@ class RetrievalSettings(EmbeddingSettings):
     keyword_weight: float = Field(default=1.0, ge=0.0)
     dense_depth: int = Field(default=100, ge=1, le=1000)
     keyword_depth: int = Field(default=100, ge=1, le=1000)
-    # "none", "embedding" (cosine under the embedding model) or "cross-encoder".
-    reranker: Literal["none", "embedding", "cross-encoder", "blend"] = "none"
+    # "none", "embedding" (cosine under the embedding model), "cross-encoder" or "blend"
+    # (best-sentence cosine + IDF keyword share, under the embedding model).
+    reranker: Literal["none", "embedding", "cross-encoder", "blend"] = "blend"
     reranker_model_path: str = ""
-    rerank_depth: int = Field(default=50, ge=1, le=1000)
+    rerank_depth: int = Field(default=20, ge=1, le=1000)
+    # Whether a search that does not say `rerank` is reranked (the gateway's answer
+    # routes always ask; /search and gRPC Search only when this is set or they ask).
+    rerank_by_default: bool = False
 
     def search_workers(self) -> int:
         """Concurrent searches: a hybrid search holds two pooled connections."""
@@ -62,4 +66,5 @@ class RetrievalSettings(EmbeddingSettings):
             dense_depth=self.dense_depth,
             keyword_depth=self.keyword_depth,
             rerank_depth=self.rerank_depth,
+            rerank_by_default=self.rerank_by_default,
         )

@@ -54,6 +54,9 @@ class SearchPolicy:
     dense_depth: int = 100
     keyword_depth: int = 100
     rerank_depth: int = 50
+    # What a request that leaves `rerank` unset gets: plain search stays fast; answer
+    # routes (the gateway's /query) ask for the reranker explicitly.
+    rerank_by_default: bool = False
 
     def default_min_score(self, score_kind: str) -> float:
         if score_kind.startswith("rerank:"):
@@ -106,15 +109,19 @@ class Retriever:
 
         `min_score` applies to the final score, whose scale depends on the mode (cosine,
         BM25 or fused rank score in (0, 1]) or on the reranker; None means the policy's
-        default for that score kind. `rerank` None means "when a reranker is configured".
+        default for that score kind. `rerank` None means the policy's `rerank_by_default`
+        (with a reranker configured).
         """
         mode = mode or self.policy.default_mode
         k = self._check(query, top_k, min_score, mode)
         if rerank and self._reranker is None:
             raise InvalidArgument(
-                "rerank was requested but no reranker is configured", field="rerank"
+                "rerank was requested but no reranker is configured (RAGCHAT_RERANKER=none; "
+                "the gateway asks for one on answers unless RAGCHAT_ANSWER_RERANK=false)",
+                field="rerank",
             )
-        reranker = self._reranker if rerank is not False else None
+        wanted = self.policy.rerank_by_default if rerank is None else rerank
+        reranker = self._reranker if wanted else None
         span = trace.get_current_span()
         span.set_attribute(ATTR_SEARCH_MODE, mode)
         span.set_attribute(ATTR_TOP_K, k)

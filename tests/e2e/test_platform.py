@@ -322,7 +322,11 @@ def test_search_reports_the_mode_and_kind_of_every_score(
         scores = [r["score"] for r in body["results"]]
         assert scores == sorted(scores, reverse=True)
     default = platform.http.post("/search", json={"query": question}).json()
-    assert default["mode"] == "hybrid"
+    assert default["mode"] == "hybrid" and default["reranker"] is None
+    # The default reranker (blend) only when asked: /search stays a plain search.
+    reranked = platform.http.post("/search", json={"query": question, "rerank": True}).json()
+    assert reranked["reranker"] == "blend"
+    assert {r["score_kind"] for r in reranked["results"]} == {"rerank:blend"}
 
     only = platform.http.post("/search", json={
         "query": question, "mode": "keyword", "filter": {"sources": ["Normans_3.txt"]}}).json()
@@ -334,8 +338,30 @@ def test_search_reports_the_mode_and_kind_of_every_score(
     assert high["results"] == []
 
 
+def test_answers_are_built_on_the_reranked_search(
+    platform: RunningStack, indexed: dict[str, str]
+) -> None:
+    """/query asks retrieval for its reranker unless told not to: each citation carries
+    the reranked search's score for its chunk, and with rerank false the plain one's."""
+    question = "What is the original meaning of the word Norman?"
+    scores = {}
+    for rerank in (True, False):
+        found = platform.http.post("/search", json={"query": question, "rerank": rerank})
+        scores[rerank] = {r["chunk_id"]: r["score"] for r in found.json()["results"]}
+    assert scores[True].keys() & scores[False].keys()
+    for body, expected in (({"question": question}, scores[True]),
+                           ({"question": question, "rerank": False}, scores[False])):
+        resp = platform.http.post("/query", json=body)
+        assert resp.status_code == 200, resp.text
+        answer = resp.json()
+        cited = answer["citations"]
+        assert cited or answer["refused"]
+        for citation in cited:
+            assert citation["score"] == pytest.approx(expected[citation["chunk_id"]], abs=1e-4)
+
+
 @pytest.mark.parametrize("body", [{"query": "x", "mode": "fuzzy"}, {"query": " "},
-                                  {"query": "x", "rerank": True}])
+                                  {"query": "x", "rerank": "yes"}])
 def test_bad_searches_get_a_json_error(platform: RunningStack, body: dict[str, Any]) -> None:
     resp = platform.http.post("/search", json=body)
     assert resp.status_code in (400, 422), resp.text

@@ -45,7 +45,7 @@ def test_results_follow_the_cross_encoder(
     policy = SearchPolicy(dense_min_score=-1.0, rerank_min_score=-math.inf)
     retriever = Retriever(embeddings, corpus_store, policy, reranker)
     query = "relay fan tower bread cats"
-    result = retriever.search(query, top_k=10, mode="hybrid")
+    result = retriever.search(query, top_k=10, mode="hybrid", rerank=True)
     assert result.reranker == "cross-encoder"
     assert all(c.score_kind == "rerank:cross-encoder" for c in result.chunks)
     assert all(0 < c.score < 1 for c in result.chunks)  # sigmoid of the logit
@@ -60,7 +60,8 @@ def test_results_follow_the_cross_encoder(
     first_stage = retriever.search(query, top_k=10, mode="hybrid", rerank=False).chunks
     assert {c.chunk_id for c in first_stage} == {c.chunk_id for c in result.chunks}
     cut = float(np.median(independent))
-    kept = retriever.search(query, top_k=10, mode="hybrid", min_score=cut).chunks
+    kept = retriever.search(query, top_k=10, mode="hybrid", min_score=cut,
+                            rerank=True).chunks
     assert kept and all(c.score >= cut for c in kept) and len(kept) < len(result.chunks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_embedding_reranker_reorders_by_cosine(
     reranking = Retriever(embeddings, corpus_store, policy, EmbeddingReranker(embeddings))
     query = "relay fan tower bread"
     dense = plain.search(query, top_k=10, mode="dense").chunks
-    reranked = reranking.search(query, top_k=10, mode="keyword")
+    reranked = reranking.search(query, top_k=10, mode="keyword", rerank=True)
     assert reranked.reranker == "embedding"
     assert all(c.score_kind == "rerank:embedding" for c in reranked.chunks)
     # Keyword candidates, ordered as dense search orders them, with the same cosines.
@@ -111,9 +112,15 @@ def test_embedding_reranker_reorders_by_cosine(
                                                                abs=1e-5)
     not_reranked = reranking.search(query, top_k=10, mode="keyword", rerank=False)
     assert not_reranked.reranker == "" and not_reranked.chunks[0].score_kind == "keyword"
+    # Unset: the policy's default, off unless rerank_by_default is set.
+    unset = reranking.search(query, top_k=10, mode="keyword")
+    assert unset.reranker == "" and unset.chunks[0].score_kind == "keyword"
+    eager = Retriever(embeddings, corpus_store,
+                      replace(policy, rerank_by_default=True), EmbeddingReranker(embeddings))
+    assert eager.search(query, top_k=10, mode="keyword").reranker == "embedding"
     # Hybrid candidates are fused from ids alone: the reranker still scores their text.
     cosine = {c.chunk_id: c.score for c in plain.search(query, top_k=100, mode="dense").chunks}
-    hybrid = reranking.search(query, top_k=10, mode="hybrid").chunks
+    hybrid = reranking.search(query, top_k=10, mode="hybrid", rerank=True).chunks
     assert len(hybrid) >= 3 and all(c.text for c in hybrid)
     assert [c.score for c in hybrid] == pytest.approx([cosine[c.chunk_id] for c in hybrid],
                                                       abs=1e-5)

@@ -40,6 +40,10 @@ class _ScoreKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScoreKind.V
     """The cross-encoder reranker's relevance, 0..1."""
     SCORE_KIND_RERANK_EMBEDDING: _ScoreKind.ValueType  # 5
     """The embedding reranker's cosine similarity."""
+    SCORE_KIND_RERANK_BLEND: _ScoreKind.ValueType  # 6
+    """The blend reranker's score: the cosine of the query with the chunk's best
+    sentence plus keyword overlap; higher is better, not bounded to 0..1.
+    """
 
 class ScoreKind(_ScoreKind, metaclass=_ScoreKindEnumTypeWrapper):
     """Field behaviour is marked in each field's comment: "Required", "Optional" or
@@ -62,6 +66,10 @@ SCORE_KIND_RERANK_CROSS_ENCODER: ScoreKind.ValueType  # 4
 """The cross-encoder reranker's relevance, 0..1."""
 SCORE_KIND_RERANK_EMBEDDING: ScoreKind.ValueType  # 5
 """The embedding reranker's cosine similarity."""
+SCORE_KIND_RERANK_BLEND: ScoreKind.ValueType  # 6
+"""The blend reranker's score: the cosine of the query with the chunk's best
+sentence plus keyword overlap; higher is better, not bounded to 0..1.
+"""
 Global___ScoreKind: _TypeAlias = ScoreKind  # noqa: Y015
 
 class _Role:

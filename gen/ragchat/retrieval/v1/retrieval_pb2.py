@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragchat.common.v1 import common_pb2 as ragchat_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ragchat/retrieval/v1/retrieval.proto\x12\x14ragchat.retrieval.v1\x1a\x1eragchat/common/v1/common.proto\"\x83\x02\n\rSearchRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x13\n\x05top_k\x18\x02 \x01(\x05R\x04topK\x12 \n\tmin_score\x18\x03 \x01(\x02H\x00R\x08minScore\x88\x01\x01\x12\x39\n\x06\x66ilter\x18\x04 \x01(\x0b\x32!.ragchat.common.v1.MetadataFilterR\x06\x66ilter\x12\x34\n\x04mode\x18\x05 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchModeR\x04mode\x12\x1b\n\x06rerank\x18\x06 \x01(\x08H\x01R\x06rerank\x88\x01\x01\x42\x0c\n\n_min_scoreB\t\n\x07_rerank\"\xba\x01\n\x0eSearchResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x06\x63hunks\x12\x34\n\x04mode\x18\x02 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchModeR\x04mode\x12:\n\x08reranker\x18\x04 \x01(\x0e\x32\x1e.ragchat.retrieval.v1.RerankerR\x08rerankerJ\x04\x08\x03\x10\x04\"$\n\x0c\x45mbedRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\"#\n\tEmbedding\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"\xa9\x01\n\rEmbedResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.ragchat.retrieval.v1.EmbeddingR\nembeddings\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x1e\n\ndimensions\x18\x03 \x01(\x05R\ndimensions\x12!\n\x0ctotal_tokens\x18\x04 \x01(\x05R\x0btotalTokens*k\n\x08Reranker\x12\x18\n\x14RERANKER_UNSPECIFIED\x10\x00\x12\x11\n\rRERANKER_NONE\x10\x01\x12\x1a\n\x16RERANKER_CROSS_ENCODER\x10\x02\x12\x16\n\x12RERANKER_EMBEDDING\x10\x03*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xb9\x01\n\x10RetrievalService\x12S\n\x06Search\x12#.ragchat.retrieval.v1.SearchRequest\x1a$.ragchat.retrieval.v1.SearchResponse\x12P\n\x05\x45mbed\x12\".ragchat.retrieval.v1.EmbedRequest\x1a#.ragchat.retrieval.v1.EmbedResponseB\xe0\x01\n\x18\x63om.ragchat.retrieval.v1B\x0eRetrievalProtoP\x01ZBgithub.com/ragchat/ragchat/gen/go/ragchat/retrieval/v1;retrievalv1\xa2\x02\x03RRX\xaa\x02\x14Ragchat.Retrieval.V1\xca\x02\x14Ragchat\\Retrieval\\V1\xe2\x02 Ragchat\\Retrieval\\V1\\GPBMetadata\xea\x02\x16Ragchat::Retrieval::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ragchat/retrieval/v1/retrieval.proto\x12\x14ragchat.retrieval.v1\x1a\x1eragchat/common/v1/common.proto\"\x83\x02\n\rSearchRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x13\n\x05top_k\x18\x02 \x01(\x05R\x04topK\x12 \n\tmin_score\x18\x03 \x01(\x02H\x00R\x08minScore\x88\x01\x01\x12\x39\n\x06\x66ilter\x18\x04 \x01(\x0b\x32!.ragchat.common.v1.MetadataFilterR\x06\x66ilter\x12\x34\n\x04mode\x18\x05 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchModeR\x04mode\x12\x1b\n\x06rerank\x18\x06 \x01(\x08H\x01R\x06rerank\x88\x01\x01\x42\x0c\n\n_min_scoreB\t\n\x07_rerank\"\xba\x01\n\x0eSearchResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x18.ragchat.common.v1.ChunkR\x06\x63hunks\x12\x34\n\x04mode\x18\x02 \x01(\x0e\x32 .ragchat.retrieval.v1.SearchModeR\x04mode\x12:\n\x08reranker\x18\x04 \x01(\x0e\x32\x1e.ragchat.retrieval.v1.RerankerR\x08rerankerJ\x04\x08\x03\x10\x04\"$\n\x0c\x45mbedRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\"#\n\tEmbedding\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"\xa9\x01\n\rEmbedResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.ragchat.retrieval.v1.EmbeddingR\nembeddings\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x1e\n\ndimensions\x18\x03 \x01(\x05R\ndimensions\x12!\n\x0ctotal_tokens\x18\x04 \x01(\x05R\x0btotalTokens*\x7f\n\x08Reranker\x12\x18\n\x14RERANKER_UNSPECIFIED\x10\x00\x12\x11\n\rRERANKER_NONE\x10\x01\x12\x1a\n\x16RERANKER_CROSS_ENCODER\x10\x02\x12\x16\n\x12RERANKER_EMBEDDING\x10\x03\x12\x12\n\x0eRERANKER_BLEND\x10\x04*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xb9\x01\n\x10RetrievalService\x12S\n\x06Search\x12#.ragchat.retrieval.v1.SearchRequest\x1a$.ragchat.retrieval.v1.SearchResponse\x12P\n\x05\x45mbed\x12\".ragchat.retrieval.v1.EmbedRequest\x1a#.ragchat.retrieval.v1.EmbedResponseB\xe0\x01\n\x18\x63om.ragchat.retrieval.v1B\x0eRetrievalProtoP\x01ZBgithub.com/ragchat/ragchat/gen/go/ragchat/retrieval/v1;retrievalv1\xa2\x02\x03RRX\xaa\x02\x14Ragchat.Retrieval.V1\xca\x02\x14Ragchat\\Retrieval\\V1\xe2\x02 Ragchat\\Retrieval\\V1\\GPBMetadata\xea\x02\x16Ragchat::Retrieval::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\030com.ragchat.retrieval.v1B\016RetrievalProtoP\001ZBgithub.com/ragchat/ragchat/gen/go/ragchat/retrieval/v1;retrievalv1\242\002\003RRX\252\002\024Ragchat.Retrieval.V1\312\002\024Ragchat\\Retrieval\\V1\342\002 Ragchat\\Retrieval\\V1\\GPBMetadata\352\002\026Ragchat::Retrieval::V1'
   _globals['_RERANKER']._serialized_start=792
-  _globals['_RERANKER']._serialized_end=899
-  _globals['_SEARCHMODE']._serialized_start=901
-  _globals['_SEARCHMODE']._serialized_end=1014
+  _globals['_RERANKER']._serialized_end=919
+  _globals['_SEARCHMODE']._serialized_start=921
+  _globals['_SEARCHMODE']._serialized_end=1034
   _globals['_SEARCHREQUEST']._serialized_start=95
   _globals['_SEARCHREQUEST']._serialized_end=354
   _globals['_SEARCHRESPONSE']._serialized_start=357
@@ -47,6 +47,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDING']._serialized_end=618
   _globals['_EMBEDRESPONSE']._serialized_start=621
   _globals['_EMBEDRESPONSE']._serialized_end=790
-  _globals['_RETRIEVALSERVICE']._serialized_start=1017
-  _globals['_RETRIEVALSERVICE']._serialized_end=1202
+  _globals['_RETRIEVALSERVICE']._serialized_start=1037
+  _globals['_RETRIEVALSERVICE']._serialized_end=1222
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,8 @@ class _RerankerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reranker.Val
     """A cross-encoder scored each (query, chunk) pair."""
     RERANKER_EMBEDDING: _Reranker.ValueType  # 3
     """The chunks were reordered by the cosine similarity of their embeddings."""
+    RERANKER_BLEND: _Reranker.ValueType  # 4
+    """The chunks were reordered by the blend of best-sentence cosine and keyword overlap."""
 
 class Reranker(_Reranker, metaclass=_RerankerEnumTypeWrapper):
     """The reranker that ordered a search's chunks."""
@@ -46,6 +48,8 @@ RERANKER_CROSS_ENCODER: Reranker.ValueType  # 2
 """A cross-encoder scored each (query, chunk) pair."""
 RERANKER_EMBEDDING: Reranker.ValueType  # 3
 """The chunks were reordered by the cosine similarity of their embeddings."""
+RERANKER_BLEND: Reranker.ValueType  # 4
+"""The chunks were reordered by the blend of best-sentence cosine and keyword overlap."""
 Global___Reranker: _TypeAlias = Reranker  # noqa: Y015
 
 class _SearchMode:
@@ -99,8 +103,9 @@ class SearchRequest(_message.Message):
     mode: Global___SearchMode.ValueType
     """Optional. How candidates are found; unspecified means the service default."""
     rerank: _builtins.bool
-    """Optional. Rerank the candidates with the configured reranker; unset means "if
-    one is configured". True without a configured reranker is INVALID_ARGUMENT.
+    """Optional. Rerank the candidates with the configured reranker; unset means the
+    service's default (RAGCHAT_RERANK_BY_DEFAULT: off unless set). True without a
+    configured reranker is INVALID_ARGUMENT.
     """
     @_builtins.property
     def filter(self) -> _common_pb2.MetadataFilter:

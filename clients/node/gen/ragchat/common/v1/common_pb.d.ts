@@ -226,6 +226,14 @@ export enum ScoreKind {
    * @generated from enum value: SCORE_KIND_RERANK_EMBEDDING = 5;
    */
   RERANK_EMBEDDING = 5,
+
+  /**
+   * The blend reranker's score: the cosine of the query with the chunk's best
+   * sentence plus keyword overlap; higher is better, not bounded to 0..1.
+   *
+   * @generated from enum value: SCORE_KIND_RERANK_BLEND = 6;
+   */
+  RERANK_BLEND = 6,
 }
 
 /**

@@ -54,8 +54,9 @@ export declare type SearchRequest = Message<"ragchat.retrieval.v1.SearchRequest"
   mode: SearchMode;
 
   /**
-   * Optional. Rerank the candidates with the configured reranker; unset means "if
-   * one is configured". True without a configured reranker is INVALID_ARGUMENT.
+   * Optional. Rerank the candidates with the configured reranker; unset means the
+   * service's default (RAGCHAT_RERANK_BY_DEFAULT: off unless set). True without a
+   * configured reranker is INVALID_ARGUMENT.
    *
    * @generated from field: optional bool rerank = 6;
    */
@@ -216,6 +217,13 @@ export enum Reranker {
    * @generated from enum value: RERANKER_EMBEDDING = 3;
    */
   EMBEDDING = 3,
+
+  /**
+   * The chunks were reordered by the blend of best-sentence cosine and keyword overlap.
+   *
+   * @generated from enum value: RERANKER_BLEND = 4;
+   */
+  BLEND = 4,
 }
 
 /**
