@@ -78,7 +78,7 @@ def _generation(args: argparse.Namespace, gold: list, search: Search) -> dict[st
         _say(f"generation: {point}")
     return {"generation": points, "generation_seconds": round(seconds, 1),
             "generated": len(rows), "model": answerer._provider.model_name,  # noqa: SLF001
-            "answers": [{"q": r.item.question, "prediction": r.prediction,
+            "answers": [{"q": r.item.question, "prediction": r.prediction, "text": r.text,
                          "gold": list(r.item.answers), "impossible": r.item.is_impossible,
                          "coverage": round(r.best_coverage, 3), "refused": r.model_refused,
                          "first_citation_gold": r.first_citation == r.item.gold_passage}

@@ -15,8 +15,9 @@ _BOUNDARY = re.compile(
 )
 _SUFFIXES = ("ings", "ing", "edly", "ed", "ies", "es", "s", "ly")
 STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from had has have how in is it its of on or "
-    "that the their they this to was were what when where which who whom whose why with".split()
+    "a an and are as at be been by did do does for from had has have he her him his how i "
+    "in is it its me of on or she that the their them they this to was we were what when "
+    "where which who whom whose why will with you".split()
 )
 
 
@@ -56,6 +57,11 @@ class TermWeights:
         self._idf = {t: math.log(1 + len(docs) / (1 + sum(t in d for d in docs)))
                      for t in key_stems(query)}
         self._total = sum(self._idf.values())
+
+    @property
+    def has_terms(self) -> bool:
+        """Whether the query has any key term to look for."""
+        return bool(self._idf)
 
     def overlap(self, text: str) -> float:
         """IDF-weighted share (0..1) of the query's key terms that `text` contains."""
