@@ -75,9 +75,9 @@ def support(
     coverage = sum(t in words for t in own) / len(own) if own else 0.0
     both = list(dict.fromkeys(terms(question) + answer_terms))
     overlap = sum(t in words for t in both) / len(both) if both else 0.0
+    weights = weights or TermWeights(question, [passage])
     return Support(span, coverage, overlap, marked,
-                   span and _grounded(phrases, passage, weights or TermWeights(question,
-                                                                                [passage])))
+                   span and _grounded(phrases, passage, weights))
 
 
 def _grounded(phrases: Sequence[str], passage: str, weights: TermWeights) -> bool:
