@@ -14,7 +14,7 @@ from mlops.evaluate_rag.answer_metrics import AnswerRecord, summarize
 from mlops.evaluate_rag.answers_eval import GoldAnswer
 from services.common.types import ScoredChunk
 from services.generation.answering import NO_ANSWER_TEXT, Answerer
-from services.generation.citations import strip_markers, support
+from services.generation.citations import renumber, strip_markers, support
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Generated:
     first_citation: str
     best_coverage: float  # answer-term coverage of the best supporting passage
     gold_in_context: bool
+    text: str = ""  # the answer as the model numbered it ([n] = the n-th context passage)
 
 
 def subset(gold: Sequence[GoldAnswer], answerable: int, unanswerable: int,
@@ -55,7 +56,8 @@ def generate(
         rows.append(Generated(
             item, prediction, answer.refused,
             answer.citations[0].document_id if answer.citations else "",
-            coverage, item.gold_passage in {c.document_id for c in chunks}))
+            coverage, item.gold_passage in {c.document_id for c in chunks},
+            renumber(answer.text, {new: old for old, new in answer.renumbered.items()})))
     return rows, time.perf_counter() - started
 
 

@@ -37,6 +37,17 @@ def precision_at_1(search: Search, items: Sequence[GoldAnswer]) -> float:
     return hits / len(items) if items else 0.0
 
 
+def precision_by_half(search: Search, gold: Sequence[GoldAnswer]) -> dict[str, float]:
+    """Precision@1 on the answerable questions and on all, plus the answerable ones at
+    even and at odd positions in the dataset (weights are tuned on the even half, so the
+    odd half is the held-out figure)."""
+    answerable = [(i, g) for i, g in enumerate(gold) if not g.is_impossible]
+    halves = {"answerable": [g for _, g in answerable], "all": list(gold),
+              "answerable_even": [g for i, g in answerable if i % 2 == 0],
+              "answerable_odd": [g for i, g in answerable if i % 2 == 1]}
+    return {name: round(precision_at_1(search, items), 4) for name, items in halves.items()}
+
+
 def hit_rate(search: Search, items: Sequence[tuple[str, str]], k: int) -> float:
     """Share of (query, gold passage) pairs with the gold passage in the top k."""
     hits = sum(gold in {c.document_id for c in search(query)[:k]} for query, gold in items)

@@ -30,7 +30,6 @@ def searcher(retriever: Retriever, mode: str, depth: int,
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Every figure of the README's "Answers you can check" section."""
     gold = load_answers(args.dataset)
-    answerable = [g for g in gold if not g.is_impossible]
     argv = ["--dataset", args.dataset, "--mode", "hybrid", "--reranker", "none"]
     argv += ["--work-dir", args.work_dir] if args.work_dir else []
     argv += ["--no-progress"] if args.no_progress else []
@@ -41,15 +40,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             for mode in ("dense", "keyword", "hybrid")}
         rankers["hybrid+embedding"] = searcher(ctx.retriever, "hybrid", args.rerank_depth,
                                                EmbeddingReranker(embeddings))
-        for weight in (0.5, 1.0, 2.0):
-            rankers[f"hybrid+blend({weight})"] = searcher(
-                ctx.retriever, "hybrid", args.rerank_depth, BlendReranker(embeddings, weight))
-        p1 = {name: {"answerable": round(ret.precision_at_1(s, answerable), 4),
-                     "all": round(ret.precision_at_1(s, gold), 4)}
-              for name, s in rankers.items()}
+        rankers["hybrid+blend(passages)"] = searcher(
+            ctx.retriever, "hybrid", args.rerank_depth, BlendReranker(embeddings, sentences=False))
+        rankers["hybrid+blend"] = searcher(ctx.retriever, "hybrid", args.rerank_depth,
+                                           BlendReranker(embeddings))
+        p1 = {name: ret.precision_by_half(s, gold) for name, s in rankers.items()}
         _say(f"precision@1: {p1}")
         chosen = {"none": "hybrid", "embedding": "hybrid+embedding",
-                  "blend": "hybrid+blend(1.0)"}[args.reranker]
+                  "blend": "hybrid+blend"}[args.reranker]
         pairs = ret.follow_ups(gold)
         queries = ret.follow_up_queries(pairs)
         follow = {name: {f"hit@{k}": round(ret.hit_rate(rankers[chosen], q, k), 4)
@@ -80,7 +78,7 @@ def _generation(args: argparse.Namespace, gold: list, search: Search) -> dict[st
         _say(f"generation: {point}")
     return {"generation": points, "generation_seconds": round(seconds, 1),
             "generated": len(rows), "model": answerer._provider.model_name,  # noqa: SLF001
-            "answers": [{"q": r.item.question, "prediction": r.prediction,
+            "answers": [{"q": r.item.question, "prediction": r.prediction, "text": r.text,
                          "gold": list(r.item.answers), "impossible": r.item.is_impossible,
                          "coverage": round(r.best_coverage, 3), "refused": r.model_refused,
                          "first_citation_gold": r.first_citation == r.item.gold_passage}

@@ -5,6 +5,12 @@ Numbers in the model's text are prompt numbers ([n] = the n-th context passage).
 After generation every context passage is scored for support of the answer; the
 citations are the passages best supported first, and the text's markers are
 renumbered so that [k] is citations[k-1]. Markers naming no passage are removed.
+
+A passage supports the answer when a phrase of the answer occurs in one of its
+sentences that also holds a good share of the question's key terms: the sentence a
+reader would point at. A phrase found only in an unrelated sentence, or the model's
+own marker, is weaker evidence than retrieval rank (see README, "Answers you can
+check"), so those only feed refusal and the renumbering.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from services.common.sentences import TermWeights, split_sentences
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -23,6 +31,11 @@ _STOPWORDS = frozenset(
 )
 
 
+# The share (IDF-weighted) of the question's key terms a sentence must hold for an
+# answer phrase in it to count as support; picked on half the Normans questions.
+QUESTION_SHARE = 0.25
+
+
 @dataclass(frozen=True)
 class Support:
     """How well one passage supports an answer; compares best-first with `key`."""
@@ -31,13 +44,14 @@ class Support:
     coverage: float  # share of the answer's own key terms (not in the question) found
     overlap: float  # share of question + answer key terms found
     marked: bool  # the model cited it
+    grounded: bool = False  # a phrase of the answer occurs in a sentence on the question
 
     def key(self, rank: int) -> tuple[float, ...]:
-        """Sort key, best first: the answer's span, then the model's own marker, then
-        retrieval rank. Partial term coverage and question overlap are not in the key:
-        on the Normans set they put the gold passage first less often than retrieval
-        order does (0.78 against 0.875, see README), so they only feed refusal."""
-        return (-float(self.span), -float(self.marked), float(rank))
+        """Sort key, best first: an answer phrase in a sentence on the question, then
+        retrieval rank. On the Normans set a phrase anywhere in the passage, the model's
+        marker, and partial term coverage each put the gold passage first less often
+        than retrieval order does (see README), so they only feed refusal."""
+        return (-float(self.grounded), float(rank))
 
 
 def terms(text: str) -> list[str]:
@@ -45,19 +59,37 @@ def terms(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
-def support(answer: str, question: str, passage: str, marked: bool = False) -> Support:
+def support(
+    answer: str, question: str, passage: str, marked: bool = False,
+    weights: TermWeights | None = None,
+) -> Support:
     """The support `passage` gives `answer` (markers allowed: they cut phrases) to
-    `question`."""
+    `question`; `weights` are the question's term weights over all the passages (by
+    default over this one alone)."""
     words = set(_WORD.findall(passage.lower()))
     answer_terms = terms(strip_markers(answer))
-    text = f" {_normal(passage)} "
-    span = any(f" {_normal(part)} " in text for part in _PARTS.split(answer) if terms(part))
+    phrases = [f" {_normal(part)} " for part in _PARTS.split(answer) if terms(part)]
+    span = any(p in f" {_normal(passage)} " for p in phrases)
     own = [t for t in dict.fromkeys(answer_terms) if t not in set(terms(question))]
     own = own or list(dict.fromkeys(answer_terms))
     coverage = sum(t in words for t in own) / len(own) if own else 0.0
     both = list(dict.fromkeys(terms(question) + answer_terms))
     overlap = sum(t in words for t in both) / len(both) if both else 0.0
-    return Support(span, coverage, overlap, marked)
+    weights = weights or TermWeights(question, [passage])
+    return Support(span, coverage, overlap, marked,
+                   span and _grounded(phrases, passage, weights))
+
+
+def _grounded(phrases: Sequence[str], passage: str, weights: TermWeights) -> bool:
+    """Whether one sentence holds a phrase and, when the question has key terms, at
+    least QUESTION_SHARE of their weight."""
+    for sentence in split_sentences(passage):
+        text = f" {_normal(sentence)} "
+        if any(p in text for p in phrases) and (
+            not weights.has_terms or weights.overlap(sentence) >= QUESTION_SHARE
+        ):
+            return True
+    return False
 
 
 def cited_numbers(text: str, sources: int) -> list[int]:
@@ -71,7 +103,9 @@ def order_by_support(
 ) -> tuple[list[int], list[Support]]:
     """Passage indices (0-based) best supported first, and each passage's Support."""
     marked = set(cited)
-    scores = [support(answer, question, text, i + 1 in marked) for i, text in enumerate(passages)]
+    weights = TermWeights(question, passages)
+    scores = [support(answer, question, text, i + 1 in marked, weights)
+              for i, text in enumerate(passages)]
     order = sorted(range(len(passages)), key=lambda i: scores[i].key(i))
     return order, scores
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,16 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from services.common.embeddings import EmbeddingProvider
+from services.common.sentences import TermWeights, split_sentences
 from services.common.types import ScoredChunk
 
 logger = logging.getLogger(__name__)
 
 RERANKERS = ("none", "embedding", "cross-encoder", "blend")
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from had has have how in is it its of on or "
-    "that the their they this to was were what when where which who whom whose why with".split()
-)
 
 
 class Reranker(ABC):
@@ -105,39 +99,68 @@ class EmbeddingReranker(Reranker):
 
 class BlendReranker(Reranker):
     """Embedding cosine plus the IDF-weighted share of the query's key terms that a
-    candidate contains (IDF over the candidates), plus a little of the first-stage
-    order: the signals a question's best passage shows without a cross-encoder."""
+    candidate contains (IDF over the candidates), scored on the candidate's best
+    sentence, plus a little of the whole passage's keyword share and, optionally, of the
+    first-stage order: the signals a question's best passage shows without a
+    cross-encoder.
+
+    A question is usually answered by one sentence, so a passage whose single sentence
+    matches it beats one that shares the same terms spread thinly. Per passage:
+    max over sentences of cosine + keyword_weight * max over sentences of keyword share
+    + passage_weight * keyword_weight * the passage's keyword share. With
+    `sentences=False` it scores whole passages: cosine + keyword_weight * keyword share.
+    """
 
     name = "blend"
 
     def __init__(
         self, embeddings: EmbeddingProvider, keyword_weight: float = 1.0,
-        first_stage_weight: float = 0.0,
+        first_stage_weight: float = 0.0, passage_weight: float = 0.125,
+        sentences: bool = True,
     ) -> None:
-        self._cosine = EmbeddingReranker(embeddings)
+        self._embeddings = embeddings
         self._keyword_weight = keyword_weight
         self._first_stage_weight = first_stage_weight
+        self._passage_weight = passage_weight
+        self._sentences = sentences
 
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        cosine = self._cosine.scores(query, texts)
+        weights = TermWeights(query, texts)
+        passage_keywords = np.asarray([weights.overlap(t) for t in texts], dtype=np.float64)
+        if self._sentences:
+            cosine, keywords = self._best_sentences(query, texts, weights)
+            keywords = keywords + self._passage_weight * passage_keywords
+        else:
+            cosine = EmbeddingReranker(self._embeddings).scores(query, texts)
+            keywords = passage_keywords
         first_stage = 1.0 - np.arange(len(texts), dtype=np.float64) / max(len(texts), 1)
-        return (cosine + self._keyword_weight * keyword_overlap(query, texts)
-                + self._first_stage_weight * first_stage)
+        return cosine + self._keyword_weight * keywords + self._first_stage_weight * first_stage
+
+    def _best_sentences(
+        self, query: str, texts: Sequence[str], weights: TermWeights
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: the best sentence cosine and the best sentence keyword share (each
+        maximised on its own; 0 for blank text). One embedding batch for all sentences."""
+        split = [split_sentences(t) for t in texts]
+        flat = [s for sentences in split for s in sentences]
+        cosine, keywords = np.zeros(len(texts)), np.zeros(len(texts))
+        if not flat:
+            return cosine, keywords
+        # Both sides come back L2-normalised, so the dot product is the cosine.
+        similarity = self._embeddings.embed_documents(flat) @ self._embeddings.embed_query(query)
+        start = 0
+        for i, sentences in enumerate(split):
+            if sentences:
+                cosine[i] = float(np.max(similarity[start : start + len(sentences)]))
+                keywords[i] = max(weights.overlap(s) for s in sentences)
+            start += len(sentences)
+        return cosine, keywords
 
 
 def keyword_overlap(query: str, texts: Sequence[str]) -> np.ndarray:
     """Per text: IDF-weighted share (0..1) of the query's key terms it contains."""
-    docs = [{_stem(w) for w in _WORD.findall(t.lower())} for t in texts]
-    query_terms = {_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOPWORDS}
-    if not docs or not query_terms:
-        return np.zeros(len(texts))
-    idf = {t: math.log(1 + len(docs) / (1 + sum(t in d for d in docs))) for t in query_terms}
-    total = sum(idf.values()) or 1.0
-    return np.asarray([sum(idf[t] for t in query_terms if t in d) / total for d in docs])
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+    weights = TermWeights(query, texts)
+    return np.asarray([weights.overlap(t) for t in texts], dtype=np.float64)
 
 
 def build_reranker(

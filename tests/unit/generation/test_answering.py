@@ -79,16 +79,18 @@ def test_empty_question_is_invalid(question: str) -> None:
 
 def test_cites_the_chunks_named_by_markers_and_renumbers_them() -> None:
     result = answer("Topic three [3] relates to topic one [1].")
-    # Marked chunks first (in prompt order), then the rest of the prompt's chunks.
-    assert result.citations == (CHUNKS[0], CHUNKS[2], CHUNKS[1])
-    assert result.text == "Topic three [2] relates to topic one [1]."
+    # No passage holds a phrase of the answer: retrieval order, and each marker still
+    # names the passage the model named. The model's marker alone is no evidence.
+    assert result.citations == (CHUNKS[0], CHUNKS[1], CHUNKS[2])
+    assert result.text == "Topic three [3] relates to topic one [1]."
     assert not result.refused and result.model == "scripted"
 
 
 def test_grouped_and_repeated_markers() -> None:
-    result = answer("Both [2, 3]. Again [2][2].")
-    assert result.citations == (CHUNKS[1], CHUNKS[2], CHUNKS[0])
-    assert result.text == "Both [1, 2]. Again [1][1]."
+    result = answer("Fact number 3 [2, 3]. Again [2][2].")
+    # Passage 3 holds the answer and comes first; every number follows its passage.
+    assert result.citations == (CHUNKS[2], CHUNKS[0], CHUNKS[1])
+    assert result.text == "Fact number 3 [3, 1]. Again [3][3]."
 
 
 def test_invalid_markers_are_stripped_and_all_prompt_chunks_cited() -> None:
@@ -99,8 +101,8 @@ def test_invalid_markers_are_stripped_and_all_prompt_chunks_cited() -> None:
 
 def test_invalid_markers_removed_next_to_valid_ones() -> None:
     result = answer("Paris [0] [2] [7].")
-    assert result.text == "Paris [1]."
-    assert result.citations[0] == CHUNKS[1]
+    assert result.text == "Paris [2]."
+    assert result.citations[1] == CHUNKS[1]
     assert set(result.citations) == set(CHUNKS)
 
 
@@ -200,8 +202,8 @@ def test_stream_yields_deltas_then_the_final_answer() -> None:
     assert all(isinstance(d, str) and d for d in deltas)
     assert "".join(str(d) for d in deltas) == reply.lstrip()
     assert final == answerer.answer("What?", CHUNKS, [], 64)
-    assert isinstance(final, Answer) and final.text == "Topic two is covered [1]."
-    assert final.citations[0] == CHUNKS[1]
+    assert isinstance(final, Answer) and final.text == "Topic two is covered [2]."
+    assert final.citations[1] == CHUNKS[1]
 
 
 def test_max_tokens_must_be_positive() -> None:

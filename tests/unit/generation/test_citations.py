@@ -32,13 +32,14 @@ def test_the_passage_holding_the_answer_comes_first_whatever_the_model_cites() -
 
 
 def test_markers_always_point_at_the_passage_the_model_named() -> None:
-    result = ask("Rollo [2] signed in 911 [2, 3] near Normandy [1] [9].")
+    result = ask("Rollo [2] signed in 911 [2, 3] near Normandy [1] [9].",
+                 question="Who agreed to a treaty in 911?")
     marked = [int(n) for group in re.findall(r"\[([\d, ]+)\]", result.text)
               for n in group.split(",")]
     named = [2, 2, 3, 1]  # [9] pointed nowhere and is gone
     assert [result.citations[m - 1] for m in marked] == [CONTEXT[n - 1] for n in named]
     assert result.text == "Rollo [1] signed in 911 [1, 3] near Normandy [2]."  # [9] is gone
-    assert result.citations[0] == ROLLO  # "Rollo" is only in passage 2
+    assert result.citations[0] == ROLLO  # "Rollo" is only in passage 2, next to the treaty
 
 
 def test_retrieval_rank_breaks_ties() -> None:
@@ -92,3 +93,26 @@ def test_support_prefers_the_exact_span_over_scattered_terms() -> None:
 def test_marker_only_outputs_keep_every_passage(reply: str) -> None:
     result = ask(reply, chunks=CHUNKS)
     assert set(result.citations) == set(CHUNKS) and not result.refused
+
+
+def test_the_answer_next_to_the_question_beats_the_answer_in_passing() -> None:
+    # Passage 1 ranks first and names William, but in a sentence about something else.
+    passing = chunk(1, "William of Jumieges wrote a chronicle. Hastings lies on the coast.")
+    battle = chunk(2, "In 1066 William won the Battle of Hastings against Harold.")
+    result = ask("William.", question="Who won the Battle of Hastings?",
+                 chunks=[passing, battle])
+    assert result.citations == (battle, passing)
+
+
+def test_a_wrong_answer_found_in_an_unrelated_sentence_keeps_retrieval_order() -> None:
+    gold = chunk(1, "The Normans took Dyrrachium in 1082 after a long siege.")
+    other = chunk(2, "A fire broke out in the city in 1185. The harbour burned.")
+    result = ask("1185 [2].", question="When did the Normans take Dyrrachium?",
+                 chunks=[gold, other])
+    assert result.citations[0] == gold
+    assert result.text == "1185 [2]."  # the marker still names the passage the model chose
+
+
+def test_a_question_without_key_terms_lets_the_answer_phrase_decide() -> None:
+    result = ask("William, Duke of Normandy.", question="Who was he?")
+    assert result.citations[0] == HASTINGS

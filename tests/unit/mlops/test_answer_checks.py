@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops.answer_checks.retrieval_checks import follow_up_queries, follow_ups, threshold_curve
+from mlops.answer_checks.retrieval_checks import (
+    follow_up_queries,
+    follow_ups,
+    precision_by_half,
+    threshold_curve,
+)
 from mlops.evaluate_rag.answers_eval import GoldAnswer
 from services.common.types import ScoredChunk
 from services.generation.answering import Answerer
@@ -69,3 +74,17 @@ def test_follow_ups_replace_shared_names_with_pronouns() -> None:
 def test_threshold_curve_counts_both_kinds() -> None:
     (point,) = threshold_curve([0.1, 0.5, 0.2, 0.6], [True, True, False, False], [0.3])
     assert point == {"threshold": 0.3, "refusal_rate": 0.5, "false_refusal_rate": 0.5}
+
+
+def test_precision_at_1_is_reported_per_half_of_the_answerable_questions() -> None:
+    items = [gold(str(i), f"q{i}", f"p{i}") for i in range(4)]
+    items.append(gold("4", "q4", "p4", ()))  # unanswerable: only in "all"
+
+    def search(question: str) -> list[ScoredChunk]:
+        i = int(question[1:])
+        found = f"p{i}" if i in (0, 1, 4) else "elsewhere"  # right for 0, 1 and 4
+        return [ScoredChunk("c", found, "T", "s", "text", 0, 1.0)]
+
+    assert precision_by_half(search, items) == {
+        "answerable": 0.5, "all": 0.6, "answerable_even": 0.5, "answerable_odd": 0.5}
+    assert precision_by_half(lambda q: [], items)["all"] == 0.0
