@@ -14,7 +14,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +22,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.embedded import start_postgres  # noqa: E402
-from services.common.db import migrate, open_pool  # noqa: E402
+from services.common.db import open_pool  # noqa: E402
 from services.common.generations import (  # noqa: E402
     build_index,
     create_generation,
@@ -35,7 +33,7 @@ from services.common.tenancy import DEFAULT_TENANT, tenant_scope  # noqa: E402
 from services.common.vectorstore.pgvector import PgVectorStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_docs import PER_DOC, p50_ms, synthetic_doc  # noqa: E402
+from synthetic_docs import PER_DOC, migrated_postgres, p50_ms, synthetic_doc  # noqa: E402
 
 
 def _measure(store: PgVectorStore, dsn: str, rng: random.Random,
@@ -69,32 +67,27 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_postgres(Path(tmp) / "pg")
-        try:
-            migrate(server.dsn, 384)
-            pool = open_pool(server.dsn, max_size=2, role=APP_ROLE)
-            store = PgVectorStore(pool)
-            with tenant_scope(DEFAULT_TENANT):
-                for d in range(args.chunks // PER_DOC):
-                    store.replace_document(*synthetic_doc(rng, f"d{d}"))
+    with migrated_postgres() as dsn:
+        pool = open_pool(dsn, max_size=2, role=APP_ROLE)
+        store = PgVectorStore(pool)
+        with tenant_scope(DEFAULT_TENANT):
+            for d in range(args.chunks // PER_DOC):
+                store.replace_document(*synthetic_doc(rng, f"d{d}"))
+            started = time.perf_counter()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                with conn.transaction():
+                    generation = create_generation(conn, "bench", "bench", 384)
+                conn.execute("INSERT INTO chunk_vectors_g2 (chunk_id, tenant_id, embedding)"
+                             " SELECT chunk_id, tenant_id, embedding FROM chunks")
+                copy_s = round(time.perf_counter() - started, 1)
                 started = time.perf_counter()
-                with psycopg.connect(server.dsn, autocommit=True) as conn:
-                    with conn.transaction():
-                        generation = create_generation(conn, "bench", "bench", 384)
-                    conn.execute("INSERT INTO chunk_vectors_g2 (chunk_id, tenant_id, embedding)"
-                                 " SELECT chunk_id, tenant_id, embedding FROM chunks")
-                    copy_s = round(time.perf_counter() - started, 1)
-                    started = time.perf_counter()
-                    build_index(conn, generation)  # as mlops.reindex does, once filled
-                    index_s = round(time.perf_counter() - started, 1)
-                    conn.execute("ANALYZE")
-                    # Not live until measured as such: writes fill generation 1 alone.
-                    conn.execute("UPDATE index_generations SET state = 'failed' WHERE id = 2")
-                results = _measure(store, server.dsn, rng, args.runs)
-            pool.close()
-        finally:
-            server.stop()
+                build_index(conn, generation)  # as mlops.reindex does, once filled
+                index_s = round(time.perf_counter() - started, 1)
+                conn.execute("ANALYZE")
+                # Not live until measured as such: writes fill generation 1 alone.
+                conn.execute("UPDATE index_generations SET state = 'failed' WHERE id = 2")
+            results = _measure(store, dsn, rng, args.runs)
+        pool.close()
     print("p50 ms; dense: generation 1 (chunks.embedding) vs generation 2 (own table);"
           " replace: one live generation vs two")
     for op, (a, b) in results.items():

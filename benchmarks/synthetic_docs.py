@@ -1,14 +1,20 @@
-"""Synthetic documents and a p50 timer shared by the store-level benchmarks."""
+"""Synthetic documents, a throwaway database and a p50 timer shared by the
+store-level benchmarks."""
 
 from __future__ import annotations
 
 import random
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
+from devstack.embedded import start_postgres
+from services.common.db import migrate
 from services.common.types import ChunkRecord, DocumentMeta
 
 WORDS = [f"w{n}" for n in range(3000)]
@@ -34,3 +40,15 @@ def p50_ms(call: Callable[[], object], runs: int) -> float:
         call()
         samples.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(samples), 3)
+
+
+@contextmanager
+def migrated_postgres(dimension: int = 384) -> Iterator[str]:
+    """The DSN of a fresh PostgreSQL (pgserver) with the schema, gone afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_postgres(Path(tmp) / "pg")
+        try:
+            migrate(server.dsn, dimension)
+            yield server.dsn
+        finally:
+            server.stop()

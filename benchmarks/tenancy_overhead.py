@@ -13,21 +13,19 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.embedded import start_postgres  # noqa: E402
-from services.common.db import migrate, open_pool  # noqa: E402
+from services.common.db import open_pool  # noqa: E402
 from services.common.rls import APP_ROLE  # noqa: E402
 from services.common.tenancy import tenant_scope  # noqa: E402
 from services.common.vectorstore.pgvector import PgVectorStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_docs import PER_DOC, p50_ms, synthetic_doc  # noqa: E402
+from synthetic_docs import PER_DOC, migrated_postgres, p50_ms, synthetic_doc  # noqa: E402
 
 
 def main() -> int:
@@ -37,35 +35,30 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_postgres(Path(tmp) / "pg")
-        try:
-            migrate(server.dsn, 384)
-            owner, role = open_pool(server.dsn, max_size=2), open_pool(
-                server.dsn, max_size=2, role=APP_ROLE)
-            stores = {"owner": PgVectorStore(owner), "ragchat_app": PgVectorStore(role)}
-            for t in range(args.tenants):
-                with tenant_scope(f"tenant{t}"):
-                    for d in range(args.chunks_per_tenant // PER_DOC):
-                        stores["ragchat_app"].replace_document(*synthetic_doc(rng, f"t{t}d{d}"))
-            with owner.connection() as conn:
-                conn.execute("ANALYZE")
-            query = np.random.default_rng(1).normal(size=384).astype(np.float32)
-            results: dict[str, dict[str, float]] = {}
-            with tenant_scope("tenant0"):
-                for name, store in stores.items():
-                    doc = synthetic_doc(rng, f"bench-{name}")
-                    results[name] = {
-                        "dense_ms": p50_ms(lambda s=store: s.search(query, 10), args.runs),
-                        "keyword_ms": p50_ms(lambda s=store: s.keyword_search(
-                            "w1 w20 w300", 10), args.runs),
-                        "replace_50_chunks_ms": p50_ms(
-                            lambda s=store, d=doc: s.replace_document(*d), 30),
-                    }
-            owner.close()
-            role.close()
-        finally:
-            server.stop()
+    with migrated_postgres() as dsn:
+        owner, role = open_pool(dsn, max_size=2), open_pool(
+            dsn, max_size=2, role=APP_ROLE)
+        stores = {"owner": PgVectorStore(owner), "ragchat_app": PgVectorStore(role)}
+        for t in range(args.tenants):
+            with tenant_scope(f"tenant{t}"):
+                for d in range(args.chunks_per_tenant // PER_DOC):
+                    stores["ragchat_app"].replace_document(*synthetic_doc(rng, f"t{t}d{d}"))
+        with owner.connection() as conn:
+            conn.execute("ANALYZE")
+        query = np.random.default_rng(1).normal(size=384).astype(np.float32)
+        results: dict[str, dict[str, float]] = {}
+        with tenant_scope("tenant0"):
+            for name, store in stores.items():
+                doc = synthetic_doc(rng, f"bench-{name}")
+                results[name] = {
+                    "dense_ms": p50_ms(lambda s=store: s.search(query, 10), args.runs),
+                    "keyword_ms": p50_ms(lambda s=store: s.keyword_search(
+                        "w1 w20 w300", 10), args.runs),
+                    "replace_50_chunks_ms": p50_ms(
+                        lambda s=store, d=doc: s.replace_document(*d), 30),
+                }
+        owner.close()
+        role.close()
     print(f"{'operation':<22} {'owner (no RLS)':>15} {'ragchat_app':>12} {'ratio':>6}")
     for op in results["owner"]:
         a, b = results["owner"][op], results["ragchat_app"][op]
