@@ -7,18 +7,22 @@ import math
 import re
 from collections.abc import Sequence
 
-_WORD = re.compile(r"[a-z0-9]+")
+WORD = re.compile(r"[a-z0-9]+")
 # A sentence ends at . ! or ? (closing quotes or brackets may follow) before a capital,
 # digit or opening quote; a blank line (a heading, a list) also ends one.
 _BOUNDARY = re.compile(
     r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n"
 )
 _SUFFIXES = ("ings", "ing", "edly", "ed", "ies", "es", "s", "ly")
-STOPWORDS = frozenset(
-    "a an and are as at be been by did do does for from had has have he her him his how i "
-    "in is it its me of on or she that the their them they this to was we were what when "
-    "where which who whom whose why will with you".split()
+# Function words: no key term. Citation support and follow-up rewriting drop these;
+# the key stems of reranking and the citation gate also drop the persons a question
+# talks to or about (him, me, we, you).
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be been by did do does for from had has have he her his how i in "
+    "is it its of on or she that the their them they this to was were what when where "
+    "which who whom whose why will with".split()
 )
+STOPWORDS = FUNCTION_WORDS | {"him", "me", "we", "you"}
 
 
 def split_sentences(text: str) -> list[str]:
@@ -40,12 +44,12 @@ def stem(word: str) -> str:
 
 def word_stems(text: str) -> set[str]:
     """Every word of the text, stemmed (stopwords included)."""
-    return {stem(w) for w in _WORD.findall(text.lower())}
+    return {stem(w) for w in WORD.findall(text.lower())}
 
 
 def key_stems(text: str) -> set[str]:
     """The text's key terms: stemmed words and numbers, without stopwords."""
-    return {stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+    return {stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
 class TermWeights:

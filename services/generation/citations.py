@@ -19,16 +19,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.common.sentences import TermWeights, split_sentences
+from services.common.sentences import FUNCTION_WORDS, WORD, TermWeights, split_sentences
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_WORD = re.compile(r"[a-z0-9]+")
 _PARTS = re.compile(r"\[[\d,\s]*\]|[,.;:!?()\"]+(?:\s|$)")
-_STOPWORDS = frozenset(
-    "a an and are as at be been by did do does for from had has have he her his how i in "
-    "is it its of on or she that the their them they this to was were what when where "
-    "which who whom whose why will with".split()
-)
 
 
 # The share (IDF-weighted) of the question's key terms a sentence must hold for an
@@ -56,7 +50,7 @@ class Support:
 
 def terms(text: str) -> list[str]:
     """Lower-cased key terms: words and numbers without stopwords."""
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    return [w for w in WORD.findall(text.lower()) if w not in FUNCTION_WORDS]
 
 
 def support(
@@ -66,7 +60,7 @@ def support(
     """The support `passage` gives `answer` (markers allowed: they cut phrases) to
     `question`; `weights` are the question's term weights over all the passages (by
     default over this one alone)."""
-    words = set(_WORD.findall(passage.lower()))
+    words = set(WORD.findall(passage.lower()))
     answer_terms = terms(strip_markers(answer))
     phrases = [f" {_normal(part)} " for part in _PARTS.split(answer) if terms(part)]
     span = any(p in f" {_normal(passage)} " for p in phrases)
@@ -131,4 +125,4 @@ def strip_markers(text: str) -> str:
 
 
 def _normal(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower()))
+    return " ".join(WORD.findall(text.lower()))
